@@ -1,0 +1,6 @@
+extension MockProvider {
+    /// Every wire format the mock speaks.
+    static let dialects: [any MockDialect] = [
+        OpenAIDialect(),
+    ]
+}

@@ -1,0 +1,79 @@
+/// Per-prompt behaviour, written into the prompt as `[mock:key=value,…]` so that tests can steer the mock
+/// through every provider format and through the gateway's queue:
+/// - `fail=N`: the first N calls with this prompt fail (status 500 unless `status` says otherwise);
+/// - `status=CODE`: the failure status; without `fail`, every call fails;
+/// - `retry_after=S`: sends `Retry-After: S` (and `retry-after-ms`) on failures;
+/// - `delay_ms=N`: waits before answering;
+/// - `hang`: never answers, until the client goes away;
+/// - `tokens=N`: the reply has N tokens;
+/// - `interval_ms=N`: the pause between streamed tokens.
+public struct MockScript: Sendable, Hashable {
+    public var failures: Int?
+    public var status: Int?
+    public var retryAfter: Double?
+    public var delayMs: Int?
+    public var hang = false
+    public var tokens: Int?
+    public var intervalMs: Int?
+
+    public init() {}
+
+    public init(prompt: String) {
+        var remaining = Substring(prompt)
+        while let start = remaining.range(of: "[mock:") {
+            let after = remaining[start.upperBound...]
+            guard let end = after.firstIndex(of: "]") else { break }
+            for item in after[..<end].split(separator: ",") {
+                let pair = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+                let value = pair.count > 1 ? pair[1] : ""
+                switch pair[0] {
+                case "fail": failures = Int(value)
+                case "status": status = Int(value)
+                case "retry_after": retryAfter = Double(value)
+                case "delay_ms": delayMs = Int(value)
+                case "hang": hang = true
+                case "tokens": tokens = Int(value)
+                case "interval_ms": intervalMs = Int(value)
+                default: break
+                }
+            }
+            remaining = after[after.index(after: end)...]
+        }
+    }
+
+    /// Whether call number `call` (from 1) of this prompt fails, and with which status.
+    public func failureStatus(call: Int) -> Int? {
+        if let failures {
+            return call <= failures ? (status ?? 500) : nil
+        }
+        return status
+    }
+}
+
+/// The mock's deterministic text: `mock reply: <prompt>` split into word tokens, so tests can predict it.
+public enum MockText {
+    public static let replyPrefix = "mock reply: "
+
+    /// The reply to `prompt`, as stream tokens. With `tokens`, exactly that many, cycling the words.
+    public static func tokens(for prompt: String, count: Int? = nil) -> [String] {
+        let words = (replyPrefix + normalized(prompt)).split(separator: " ").map(String.init)
+        let wanted = count ?? words.count
+        guard wanted > 0, !words.isEmpty else { return [] }
+        return (0..<wanted).map { index in
+            let word = words[index % words.count]
+            return index == 0 ? word : " " + word
+        }
+    }
+
+    /// The full reply text to `prompt`.
+    public static func reply(to prompt: String) -> String { tokens(for: prompt).joined() }
+
+    /// A rough token count: words.
+    public static func countTokens(_ text: String) -> Int { text.split(whereSeparator: { $0 == " " || $0 == "\n" }).count }
+
+    static func normalized(_ text: String) -> String {
+        text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).joined(separator: " ")
+    }
+}
+
+import Foundation

@@ -1,0 +1,247 @@
+/// A configuration value that cannot be used; its description is the one line printed at startup.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var variable: String
+    public var message: String
+
+    public init(variable: String, message: String) {
+        self.variable = variable
+        self.message = message
+    }
+
+    public var description: String { "\(variable): \(message)" }
+}
+
+/// Where Redis is, parsed from `redis://[[user]:password@]host[:port][/db]`.
+public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var database: Int
+    public var username: String?
+    public var password: String?
+
+    public init(host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.username = username
+        self.password = password
+    }
+
+    public init?(url: String) {
+        guard url.hasPrefix("redis://") else { return nil }
+        var rest = Substring(url.dropFirst("redis://".count))
+        var username: String?
+        var password: String?
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                let user = credentials[..<colon]
+                username = user.isEmpty ? nil : String(user)
+                password = String(credentials[credentials.index(after: colon)...])
+            } else {
+                password = String(credentials)
+            }
+        }
+        var database = 0
+        if let slash = rest.firstIndex(of: "/") {
+            let path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !path.isEmpty {
+                guard let value = Int(path), value >= 0 else { return nil }
+                database = value
+            }
+        }
+        var host = String(rest)
+        var port = 6379
+        if let colon = rest.lastIndex(of: ":") {
+            guard let value = Int(rest[rest.index(after: colon)...]), (1...65535).contains(value) else { return nil }
+            port = value
+            host = String(rest[..<colon])
+        }
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port, database: database, username: username, password: password)
+    }
+
+    /// The URL without its password, safe to log.
+    public var description: String { "redis://\(password == nil ? "" : "***@")\(host):\(port)/\(database)" }
+}
+
+/// Everything the gateway's processes read at startup. Defaults are documented in the README.
+public struct GatewayConfiguration: Sendable {
+    /// `LLMGW_HTTP_HOST`, default `127.0.0.1`.
+    public var httpHost = "127.0.0.1"
+    /// `LLMGW_HTTP_PORT`, default `3020`.
+    public var httpPort = 3020
+    /// `LLMGW_KAFKA_BROKERS`, comma-separated `host:port`, default `127.0.0.1:9092`.
+    public var kafkaBrokers = "127.0.0.1:9092"
+    /// `LLMGW_REDIS_URL`, default `redis://127.0.0.1:6379/0`.
+    public var redis = RedisEndpoint(host: "127.0.0.1")
+    /// `LLMGW_MAX_BODY_BYTES`, default 10 MiB.
+    public var maxBodyBytes = 10 * 1024 * 1024
+    /// `LLMGW_SYNC_TIMEOUT_SECONDS`: how long `/gateway/query` waits by default, 60.
+    public var syncTimeout: Double = 60
+    /// `LLMGW_SYNC_TIMEOUT_MAX_SECONDS`: the cap on a client's `timeout`, 300.
+    public var syncTimeoutMax: Double = 300
+    /// `LLMGW_RESULT_TTL_SECONDS`: how long job records live after they finish, 24 h.
+    public var resultTTL = 86_400
+    /// `LLMGW_PRODUCE_TIMEOUT_MS`: how long the ingress waits for the broker's acknowledgement, 5 s.
+    public var produceTimeoutMs = 5_000
+    /// `LLMGW_REDIS_TIMEOUT_MS`: connect and command timeout for Redis, 2 s.
+    public var redisTimeoutMs = 2_000
+    /// `LLMGW_WORKER_CONCURRENCY`: jobs a worker runs at once, 64.
+    public var workerConcurrency = 64
+    /// `LLMGW_KAFKA_SESSION_TIMEOUT_MS`: the consumer group session timeout, 10 s.
+    public var kafkaSessionTimeoutMs = 10_000
+    /// `LLMGW_KAFKA_FETCH_WAIT_MS`: the broker's maximum fetch wait; it bounds queue latency, 5 ms.
+    public var kafkaFetchWaitMs = 5
+    /// `LLMGW_PROVIDER_MAX_ATTEMPTS`: calls of one model before a job fails or falls back, 3.
+    public var providerMaxAttempts = 3
+    /// `LLMGW_PROVIDER_TIMEOUT_SECONDS`: the total deadline of one provider call, 120.
+    public var providerTimeout: Double = 120
+    /// `LLMGW_PROVIDER_CONNECT_TIMEOUT_SECONDS`: 5.
+    public var providerConnectTimeout: Double = 5
+    /// `LLMGW_PROVIDER_FIRST_BYTE_TIMEOUT_SECONDS`: the wait for response headers, 60.
+    public var providerFirstByteTimeout: Double = 60
+    /// `LLMGW_JOB_LEASE_SECONDS`: how long a worker's claim on a running job lasts without renewal, 15.
+    public var jobLeaseSeconds = 15
+    /// `LLMGW_DRAIN_SECONDS`: how long SIGTERM waits for in-flight jobs, 25.
+    public var drainSeconds: Double = 25
+    /// `LLMGW_LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default info.
+    public var logLevel = "info"
+    /// `LLMGW_OPENAI_COMPATIBLE`: extra OpenAI-compatible providers by id (`vllm,ollama`), each read from
+    /// `<ID>_BASE_URL`, `<ID>_API_KEY` and `<ID>_DEFAULT_MODEL`.
+    public var providers: [String: ProviderSettings] = [:]
+
+    public init() {}
+
+    /// Reads and validates the environment. The first bad value throws, naming its variable.
+    public static func load(environment: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        let reader = EnvironmentReader(environment: environment)
+        if let host = reader.string("LLMGW_HTTP_HOST") { configuration.httpHost = host }
+        configuration.httpPort = try reader.integer("LLMGW_HTTP_PORT", in: 1...65535) ?? configuration.httpPort
+        if let brokers = reader.string("LLMGW_KAFKA_BROKERS") {
+            try validateBrokers(brokers, variable: "LLMGW_KAFKA_BROKERS")
+            configuration.kafkaBrokers = brokers
+        }
+        if let url = reader.string("LLMGW_REDIS_URL") {
+            guard let endpoint = RedisEndpoint(url: url) else {
+                throw ConfigurationError(variable: "LLMGW_REDIS_URL", message: "expected redis://[password@]host[:port][/db]")
+            }
+            configuration.redis = endpoint
+        }
+        configuration.maxBodyBytes = try reader.integer("LLMGW_MAX_BODY_BYTES", in: 1...(1 << 30)) ?? configuration.maxBodyBytes
+        configuration.syncTimeout = try reader.seconds("LLMGW_SYNC_TIMEOUT_SECONDS") ?? configuration.syncTimeout
+        configuration.syncTimeoutMax = try reader.seconds("LLMGW_SYNC_TIMEOUT_MAX_SECONDS") ?? configuration.syncTimeoutMax
+        configuration.resultTTL = try reader.integer("LLMGW_RESULT_TTL_SECONDS", in: 1...(365 * 86_400)) ?? configuration.resultTTL
+        configuration.produceTimeoutMs = try reader.integer("LLMGW_PRODUCE_TIMEOUT_MS", in: 100...300_000) ?? configuration.produceTimeoutMs
+        configuration.redisTimeoutMs = try reader.integer("LLMGW_REDIS_TIMEOUT_MS", in: 10...60_000) ?? configuration.redisTimeoutMs
+        configuration.workerConcurrency = try reader.integer("LLMGW_WORKER_CONCURRENCY", in: 1...10_000) ?? configuration.workerConcurrency
+        configuration.kafkaSessionTimeoutMs = try reader.integer("LLMGW_KAFKA_SESSION_TIMEOUT_MS", in: 1_000...300_000) ?? configuration.kafkaSessionTimeoutMs
+        configuration.kafkaFetchWaitMs = try reader.integer("LLMGW_KAFKA_FETCH_WAIT_MS", in: 0...10_000) ?? configuration.kafkaFetchWaitMs
+        configuration.providerMaxAttempts = try reader.integer("LLMGW_PROVIDER_MAX_ATTEMPTS", in: 1...20) ?? configuration.providerMaxAttempts
+        configuration.providerTimeout = try reader.seconds("LLMGW_PROVIDER_TIMEOUT_SECONDS") ?? configuration.providerTimeout
+        configuration.providerConnectTimeout = try reader.seconds("LLMGW_PROVIDER_CONNECT_TIMEOUT_SECONDS") ?? configuration.providerConnectTimeout
+        configuration.providerFirstByteTimeout = try reader.seconds("LLMGW_PROVIDER_FIRST_BYTE_TIMEOUT_SECONDS") ?? configuration.providerFirstByteTimeout
+        configuration.jobLeaseSeconds = try reader.integer("LLMGW_JOB_LEASE_SECONDS", in: 1...3_600) ?? configuration.jobLeaseSeconds
+        configuration.drainSeconds = try reader.seconds("LLMGW_DRAIN_SECONDS") ?? configuration.drainSeconds
+        if let level = reader.string("LLMGW_LOG_LEVEL") {
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(level.lowercased()) else {
+                throw ConfigurationError(variable: "LLMGW_LOG_LEVEL", message: "expected one of \(levels.joined(separator: ", ")), got '\(level)'")
+            }
+            configuration.logLevel = level.lowercased()
+        }
+        if configuration.syncTimeout > configuration.syncTimeoutMax {
+            throw ConfigurationError(variable: "LLMGW_SYNC_TIMEOUT_SECONDS", message: "must not exceed LLMGW_SYNC_TIMEOUT_MAX_SECONDS (\(configuration.syncTimeoutMax))")
+        }
+
+        var descriptors = ProviderDescriptor.builtIn
+        if let extra = reader.string("LLMGW_OPENAI_COMPATIBLE") {
+            for id in extra.split(separator: ",").map({ $0.trimmingSpaces.lowercased() }) where !id.isEmpty {
+                guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                    throw ConfigurationError(variable: "LLMGW_OPENAI_COMPATIBLE", message: "provider id '\(id)' may hold only letters, digits, '-' and '_'")
+                }
+                guard !descriptors.contains(where: { $0.id == id }) else { continue }
+                let prefix = environmentPrefix(id)
+                guard reader.string("\(prefix)_BASE_URL") != nil else {
+                    throw ConfigurationError(variable: "\(prefix)_BASE_URL", message: "required for the OpenAI-compatible provider '\(id)'")
+                }
+                descriptors.append(ProviderDescriptor(id: id, kind: .openAI, defaultBaseURL: "", defaultModel: "default"))
+            }
+        }
+        for descriptor in descriptors {
+            let prefix = environmentPrefix(descriptor.id)
+            let baseURL = reader.string("\(prefix)_BASE_URL") ?? descriptor.defaultBaseURL
+            guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://"), baseURL.count > "https://".count else {
+                throw ConfigurationError(variable: "\(prefix)_BASE_URL", message: "expected an http:// or https:// URL")
+            }
+            var apiKey = reader.string("\(prefix)_API_KEY")
+            if descriptor.id == "hf", apiKey == nil { apiKey = reader.string("HF_TOKEN") }
+            var headers: [String: String] = [:]
+            if descriptor.id == "openrouter" {
+                if let referer = reader.string("OPENROUTER_HTTP_REFERER") { headers["HTTP-Referer"] = referer }
+                if let title = reader.string("OPENROUTER_X_TITLE") { headers["X-Title"] = title }
+            }
+            configuration.providers[descriptor.id] = ProviderSettings(
+                id: descriptor.id,
+                kind: descriptor.kind,
+                baseURL: String(baseURL.reversed().drop(while: { $0 == "/" }).reversed()),
+                apiKey: apiKey,
+                defaultModel: reader.string("\(prefix)_DEFAULT_MODEL") ?? descriptor.defaultModel,
+                extraHeaders: headers
+            )
+        }
+        return configuration
+    }
+
+    /// The environment variable prefix of a provider id: `hf` → `HF`, `my-vllm` → `MY_VLLM`.
+    public static func environmentPrefix(_ id: String) -> String {
+        id.uppercased().map { $0 == "-" ? "_" : $0 }.reduce(into: "") { $0.append($1) }
+    }
+
+    static func validateBrokers(_ value: String, variable: String) throws(ConfigurationError) {
+        let brokers = value.split(separator: ",").map { $0.trimmingSpaces }
+        guard !brokers.isEmpty else { throw ConfigurationError(variable: variable, message: "expected host:port[,host:port…]") }
+        for broker in brokers {
+            guard let colon = broker.lastIndex(of: ":"), colon != broker.startIndex,
+                  let port = Int(broker[broker.index(after: colon)...]), (1...65535).contains(port)
+            else {
+                throw ConfigurationError(variable: variable, message: "expected host:port[,host:port…], got '\(broker)'")
+            }
+        }
+    }
+}
+
+/// Typed, validated reads of environment variables. Empty values count as unset.
+struct EnvironmentReader {
+    var environment: [String: String]
+
+    func string(_ name: String) -> String? {
+        guard let value = environment[name]?.trimmingSpaces, !value.isEmpty else { return nil }
+        return value
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let raw = string(name) else { return nil }
+        guard let value = Int(raw), range.contains(value) else {
+            throw ConfigurationError(variable: name, message: "expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
+        }
+        return value
+    }
+
+    func seconds(_ name: String) throws(ConfigurationError) -> Double? {
+        guard let raw = string(name) else { return nil }
+        guard let value = Double(raw), value > 0, value.isFinite else {
+            throw ConfigurationError(variable: name, message: "expected a positive number of seconds, got '\(raw)'")
+        }
+        return value
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
