@@ -73,6 +73,8 @@ public struct GatewayConfiguration: Sendable {
     public var httpHost = "127.0.0.1"
     /// `LLMGW_HTTP_PORT`, default `3020`.
     public var httpPort = 3020
+    /// `LLMGW_WORKER_HTTP_PORT`: where a worker serves `/healthz`, `/readyz` and `/metrics`, default `3021`.
+    public var workerHTTPPort = 3021
     /// `LLMGW_KAFKA_BROKERS`, comma-separated `host:port`, default `127.0.0.1:9092`.
     public var kafkaBrokers = "127.0.0.1:9092"
     /// `LLMGW_REDIS_URL`, default `redis://127.0.0.1:6379/0`.
@@ -121,6 +123,7 @@ public struct GatewayConfiguration: Sendable {
         let reader = EnvironmentReader(environment: environment)
         if let host = reader.string("LLMGW_HTTP_HOST") { configuration.httpHost = host }
         configuration.httpPort = try reader.integer("LLMGW_HTTP_PORT", in: 1...65535) ?? configuration.httpPort
+        configuration.workerHTTPPort = try reader.integer("LLMGW_WORKER_HTTP_PORT", in: 0...65535) ?? configuration.workerHTTPPort
         if let brokers = reader.string("LLMGW_KAFKA_BROKERS") {
             try validateBrokers(brokers, variable: "LLMGW_KAFKA_BROKERS")
             configuration.kafkaBrokers = brokers

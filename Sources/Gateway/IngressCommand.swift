@@ -1,0 +1,104 @@
+import ArgumentParser
+import Hummingbird
+import Ingress
+import Kafka
+import Logging
+import Protocol
+import Redis
+import ResultStore
+import ServiceLifecycle
+
+struct IngressCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ingress", abstract: "Run the HTTP ingress.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Address to listen on (LLMGW_HTTP_HOST).")
+    var host: String?
+
+    @Option(help: "Port to listen on (LLMGW_HTTP_PORT).")
+    var port: Int?
+
+    func run() async throws {
+        let configuration = try common.load(extra: ["LLMGW_HTTP_HOST": host, "LLMGW_HTTP_PORT": port.map(String.init)])
+        LLMGateway.installExecutor()
+        let logger = Logger(label: "llm-gateway.ingress")
+        let endpoint = configuration.redisSettings
+        let redis = RedisClient(endpoint: endpoint, connections: 4, timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let store = ResultStore(redis: redis, resultTTL: configuration.resultTTL)
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        let waiters = JobWaiters(
+            instanceID: instanceID(role: "ingress"), store: store, endpoint: endpoint,
+            timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let jobs = JobService(configuration: configuration, store: store, producer: producer, waiters: waiters, logger: logger)
+        let routes = IngressRoutes(jobs: jobs) {
+            async let redisUp = redis.ping()
+            async let brokerUp = producer.isBrokerReachable()
+            return (await redisUp, await brokerUp)
+        }
+        let app = Application(
+            router: routes.makeRouter(),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "llm-gateway"),
+            logger: logger
+        )
+        reportMissingKeys(configuration, providers: Array(configuration.providers.keys), logger: logger)
+        let resources = ShutdownHook(logger: logger) {
+            waiters.shutdown()
+            producer.shutdown()
+            redis.shutdown()
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: resources), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        logger.info("Ingress starting", metadata: [
+            "address": "\(configuration.httpHost):\(configuration.httpPort)", "librdkafka": "\(librdkafkaVersion)",
+            "redis": "\(configuration.redis)", "brokers": "\(configuration.kafkaBrokers)",
+        ])
+        try await group.run()
+    }
+}
+
+/// Waits for graceful shutdown, then releases resources. Listed first in the group, so it runs last.
+struct ShutdownHook: Service {
+    let logger: Logger
+    let release: @Sendable () async -> Void
+
+    init(logger: Logger, release: @escaping @Sendable () async -> Void) {
+        self.logger = logger
+        self.release = release
+    }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await release()
+        logger.info("Resources released")
+    }
+}
+
+/// Says once at startup which providers cannot be called for want of a key.
+func reportMissingKeys(_ configuration: GatewayConfiguration, providers: [String], logger: Logger) {
+    let missing = providers.sorted().filter { id in
+        configuration.providers[id]?.apiKey == nil && ProviderDescriptor.builtIn.contains { $0.id == id }
+    }
+    guard !missing.isEmpty else { return }
+    let variables = missing.map { GatewayConfiguration.environmentPrefix($0) + "_API_KEY" }
+    logger.warning("Providers without an API key; their jobs fail until one is set", metadata: [
+        "providers": "\(missing.joined(separator: ","))", "variables": "\(variables.joined(separator: ","))",
+    ])
+}
+
+extension GatewayConfiguration {
+    var redisSettings: RedisEndpointSettings {
+        RedisEndpointSettings(host: redis.host, port: redis.port, database: redis.database, username: redis.username, password: redis.password)
+    }
+
+    var kafka: KafkaConfiguration {
+        var kafka = KafkaConfiguration(brokers: kafkaBrokers)
+        kafka.messageTimeoutMs = produceTimeoutMs
+        kafka.sessionTimeoutMs = kafkaSessionTimeoutMs
+        kafka.fetchWaitMaxMs = kafkaFetchWaitMs
+        return kafka
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import NIOCore
+import NIOPosix
+
+@main
+struct LLMGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llm-gateway",
+        abstract: "An LLM API gateway built around a message queue.",
+        subcommands: [IngressCommand.self, WorkerCommand.self, MockProviderCommand.self]
+    )
+
+    /// Runs Swift Concurrency on NIO's event loops, which removes a thread hop per request.
+    static func installExecutor() {
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Hummingbird
+import Kafka
+import Logging
+import Protocol
+import Redis
+import ResultStore
+import ServiceLifecycle
+import Worker
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Consume and run the jobs of some providers.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .customLong("provider"), help: "Provider ids to consume, repeatable or comma-separated (openai, anthropic, …).")
+    var providers: [String] = []
+
+    @Option(help: "Jobs run at once per provider (LLMGW_WORKER_CONCURRENCY).")
+    var concurrency: Int?
+
+    @Option(name: .customLong("http-port"), help: "Port for /healthz, /readyz and /metrics; 0 disables (LLMGW_WORKER_HTTP_PORT).")
+    var httpPort: Int?
+
+    func run() async throws {
+        let configuration = try common.load(extra: [
+            "LLMGW_WORKER_CONCURRENCY": concurrency.map(String.init),
+            "LLMGW_WORKER_HTTP_PORT": httpPort.map(String.init),
+        ])
+        let ids = providers.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        guard !ids.isEmpty else {
+            throw ValidationError("--provider is required, e.g. --provider openai")
+        }
+        for id in ids where configuration.providers[id] == nil {
+            throw ValidationError("unknown provider '\(id)'; known: \(configuration.providers.keys.sorted().joined(separator: ", "))")
+        }
+        LLMGateway.installExecutor()
+        let logger = Logger(label: "llm-gateway.worker")
+        let redis = RedisClient(endpoint: configuration.redisSettings, connections: 4, timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let store = ResultStore(redis: redis, resultTTL: configuration.resultTTL)
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        let client = ProviderClient(timeouts: .init(
+            connect: configuration.providerConnectTimeout,
+            firstByte: configuration.providerFirstByteTimeout,
+            total: configuration.providerTimeout))
+        let runner = JobRunner(providers: configuration.providers, client: client, maxAttempts: configuration.providerMaxAttempts)
+        let workerID = instanceID(role: "worker")
+        var consumers: [KafkaConsumer] = []
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        for id in ids {
+            let consumer = try KafkaConsumer(
+                configuration: configuration.kafka,
+                groupID: Topics.consumerGroup(provider: id),
+                topics: [Topics.jobs(provider: id)],
+                maxInFlight: configuration.workerConcurrency,
+                logger: logger)
+            consumers.append(consumer)
+            services.append(.init(service: WorkerService(
+                workerID: workerID, configuration: configuration, consumer: consumer, producer: producer,
+                store: store, runner: runner, logger: logger)))
+        }
+        reportMissingKeys(configuration, providers: ids, logger: logger)
+        let resources = ShutdownHook(logger: logger) {
+            try? await client.shutdown()
+            producer.shutdown()
+            redis.shutdown()
+        }
+        var all: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: resources)] + services
+        if configuration.workerHTTPPort != 0 {
+            let probes = WorkerProbes(redis: redis, consumers: consumers)
+            all.append(.init(service: Application(
+                router: probes.makeRouter(),
+                configuration: .init(address: .hostname(configuration.httpHost, port: configuration.workerHTTPPort), serverName: "llm-gateway-worker"),
+                logger: logger)))
+        }
+        let group = ServiceGroup(configuration: .init(services: all, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info("Worker starting", metadata: [
+            "worker_id": "\(workerID)", "providers": "\(ids.joined(separator: ","))",
+            "concurrency": "\(configuration.workerConcurrency)", "librdkafka": "\(librdkafkaVersion)",
+        ])
+        try await group.run()
+    }
+}

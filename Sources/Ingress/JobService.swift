@@ -1,0 +1,118 @@
+import Foundation
+import Kafka
+import Logging
+import Protocol
+import ResultStore
+
+/// Accepts jobs: records them in Redis, produces them to their provider's topic, and waits for results.
+public struct JobService: Sendable {
+    public let configuration: GatewayConfiguration
+    public let store: ResultStore
+    public let producer: KafkaProducer
+    public let waiters: JobWaiters
+    let logger: Logger
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
+    public init(configuration: GatewayConfiguration, store: ResultStore, producer: KafkaProducer, waiters: JobWaiters, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.producer = producer
+        self.waiters = waiters
+        self.logger = logger
+    }
+
+    /// A job that the broker acknowledged.
+    public struct Accepted: Sendable {
+        public var record: JobRecord
+        public var registration: JobWaiters.Registration?
+    }
+
+    /// Records the job as `queued` and returns once the broker acknowledged it.
+    /// - Parameter wait: register a waiter first, for a synchronous answer.
+    /// - Throws: `GatewayError` 503 when Redis or the broker is unavailable; the job then does not exist.
+    public func submit(_ job: NormalizedJob, wait: Bool) async throws(GatewayError) -> Accepted {
+        let now = Date().timeIntervalSince1970
+        let id = JobID.make(milliseconds: UInt64(now * 1000))
+        let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
+        let envelope = JobEnvelope(
+            id: id,
+            provider: job.provider,
+            request: job.request,
+            fallbacks: job.fallbacks,
+            enqueuedAt: UInt64(now * 1000),
+            replyTo: wait ? waiters.instanceID : nil
+        )
+        let payload: [UInt8]
+        do {
+            payload = Array(try Self.encoder.encode(envelope))
+        } catch {
+            throw .invalidRequest("The request could not be encoded.")
+        }
+        do {
+            try await store.create(record, request: payload, replyTo: envelope.replyTo)
+        } catch {
+            logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
+            throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
+        }
+        let registration = wait ? waiters.register(id) : nil
+        do {
+            try await producer.send(topic: Topics.jobs(provider: job.provider), key: Array(id.utf8), value: payload)
+        } catch {
+            if let registration { waiters.cancel(registration) }
+            logger.warning("Job not enqueued: broker unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
+            // The client gets a 503 and no id, so the record must not linger as `queued`.
+            try? await store.discard(id: id)
+            throw .unavailable("The job queue is unavailable; the job was not accepted. Retry shortly.", code: "queue_unavailable")
+        }
+        logger.debug("Job enqueued", metadata: ["job_id": "\(id)", "provider": "\(job.provider)"])
+        return Accepted(record: record, registration: registration)
+    }
+
+    /// Waits for an accepted job; returns its final record, or `nil` when the wait timed out.
+    public func result(of accepted: Accepted, timeout: Double) async throws(GatewayError) -> JobRecord? {
+        guard let registration = accepted.registration else { return nil }
+        let finished = await waiters.wait(for: registration, timeout: .milliseconds(Int64(timeout * 1000)))
+        guard finished else { return nil }
+        return try await record(id: accepted.record.id)
+    }
+
+    /// The job's document.
+    /// - Throws: `GatewayError` 503 when Redis is unavailable.
+    public func record(id: String) async throws(GatewayError) -> JobRecord? {
+        guard JobID.isValid(id) else { return nil }
+        do {
+            return try await store.record(id: id)
+        } catch {
+            throw .unavailable("The result store is unavailable. Retry shortly.", code: "store_unavailable")
+        }
+    }
+
+    /// The wait a sync request asked for, capped by configuration.
+    public func syncTimeout(requested: Double?) throws(GatewayError) -> Double {
+        guard let requested else { return configuration.syncTimeout }
+        guard requested > 0, requested.isFinite else { throw .invalidRequest("'timeout' must be a positive number of seconds.", param: "timeout") }
+        return min(requested, configuration.syncTimeoutMax)
+    }
+}
+
+extension GatewayError {
+    /// The error a client sees for a job that failed.
+    public static func jobFailed(_ failure: JobFailure?, jobID: String) -> GatewayError {
+        guard let failure else {
+            return GatewayError(status: 502, message: "The job \(jobID) failed.", type: "upstream_error", code: "job_failed")
+        }
+        let status: Int
+        switch failure.code {
+        case "rate_limited": status = 429
+        case "invalid_request": status = 400
+        case "timeout": status = 504
+        default: status = 502
+        }
+        return GatewayError(status: status, message: failure.message, type: failure.type, code: failure.code)
+    }
+}

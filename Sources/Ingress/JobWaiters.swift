@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Protocol
+import Redis
+import ResultStore
+
+/// Requests of this ingress replica that wait for their job to finish. Workers publish finished job ids on this
+/// replica's channel, which wakes the waiters without polling. After a lost subscription every waited-for job is
+/// checked once in Redis, so a notification published while disconnected is not missed.
+public final class JobWaiters: Sendable {
+    /// A place in line for one job, taken before the job is enqueued so that a fast worker cannot finish unheard.
+    public struct Registration: Sendable, Hashable {
+        let id: String
+        let token: UInt64
+    }
+
+    private enum Entry {
+        case registered
+        case finishedEarly
+        case waiting(CheckedContinuation<Bool, Never>)
+    }
+
+    private struct State {
+        var entries: [String: [UInt64: Entry]] = [:]
+        var nextToken: UInt64 = 0
+    }
+
+    /// This replica's id; workers publish on `RedisKeys.notifyChannel(instance:)` of it.
+    public let instanceID: String
+    private let state = NIOLockedValueBox(State())
+    private let store: ResultStore
+    private let subscriber = NIOLockedValueBox<RedisSubscriber?>(nil)
+
+    public init(instanceID: String, store: ResultStore, endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
+        self.instanceID = instanceID
+        self.store = store
+        let subscriber = RedisSubscriber(
+            endpoint: endpoint,
+            channels: [RedisKeys.notifyChannel(instance: instanceID)],
+            timeoutMs: timeoutMs,
+            logger: logger,
+            onMessage: { [weak self] _, payload in
+                self?.finished(String(decoding: payload, as: UTF8.self))
+            },
+            onReconnect: { [weak self] in
+                guard let self else { return }
+                Task { await self.recheckAll() }
+            }
+        )
+        self.subscriber.withLockedValue { $0 = subscriber }
+    }
+
+    /// The number of requests registered or waiting.
+    public var count: Int { state.withLockedValue { $0.entries.values.reduce(0) { $0 + $1.count } } }
+
+    /// Starts listening for job `id`.
+    public func register(_ id: String) -> Registration {
+        state.withLockedValue { state in
+            state.nextToken += 1
+            state.entries[id, default: [:]][state.nextToken] = .registered
+            return Registration(id: id, token: state.nextToken)
+        }
+    }
+
+    /// Stops listening; used when the enqueue failed.
+    public func cancel(_ registration: Registration) {
+        resolve(registration, finished: false)
+    }
+
+    /// Waits until the job finishes, the timeout passes, or the task is cancelled (the client went away).
+    /// - Returns: `true` when the job finished.
+    public func wait(for registration: Registration, timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { await self.waitUntilResolved(registration) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            var finished = false
+            while let result = await group.next() {
+                guard let result else {
+                    // The timer fired (or was cancelled): release the waiter, which then answers `false`.
+                    resolve(registration, finished: false)
+                    continue
+                }
+                finished = result
+                group.cancelAll()
+                break
+            }
+            return finished
+        }
+    }
+
+    private func waitUntilResolved(_ registration: Registration) async -> Bool {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let early: Bool? = state.withLockedValue { state in
+                    switch state.entries[registration.id]?[registration.token] {
+                    case .registered:
+                        state.entries[registration.id]![registration.token] = .waiting(continuation)
+                        return nil
+                    case .finishedEarly:
+                        remove(registration, from: &state)
+                        return true
+                    case .waiting, nil:
+                        return false
+                    }
+                }
+                if let early { continuation.resume(returning: early) }
+            }
+        } onCancel: {
+            resolve(registration, finished: false)
+        }
+    }
+
+    /// Wakes everyone waiting for job `id`.
+    func finished(_ id: String) {
+        let continuations = state.withLockedValue { state -> [CheckedContinuation<Bool, Never>] in
+            guard let entries = state.entries[id] else { return [] }
+            var continuations: [CheckedContinuation<Bool, Never>] = []
+            var remaining: [UInt64: Entry] = [:]
+            for (token, entry) in entries {
+                switch entry {
+                case .waiting(let continuation): continuations.append(continuation)
+                case .registered, .finishedEarly: remaining[token] = .finishedEarly
+                }
+            }
+            state.entries[id] = remaining.isEmpty ? nil : remaining
+            return continuations
+        }
+        for continuation in continuations { continuation.resume(returning: true) }
+    }
+
+    private func resolve(_ registration: Registration, finished: Bool) {
+        let continuation = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
+            let entry = state.entries[registration.id]?[registration.token]
+            remove(registration, from: &state)
+            if case .waiting(let continuation) = entry { return continuation }
+            return nil
+        }
+        continuation?.resume(returning: finished)
+    }
+
+    private func remove(_ registration: Registration, from state: inout State) {
+        state.entries[registration.id]?[registration.token] = nil
+        if state.entries[registration.id]?.isEmpty == true { state.entries[registration.id] = nil }
+    }
+
+    private func recheckAll() async {
+        let ids = state.withLockedValue { Array($0.entries.keys) }
+        for id in ids {
+            if let record = try? await store.record(id: id), record.status.isFinal {
+                finished(id)
+            }
+        }
+    }
+
+    public func shutdown() {
+        let subscriber = self.subscriber.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
+        subscriber?.shutdown()
+    }
+}

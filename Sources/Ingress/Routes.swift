@@ -1,0 +1,250 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Protocol
+
+/// The ingress HTTP API.
+public struct IngressRoutes: Sendable {
+    let jobs: JobService
+    let readiness: @Sendable () async -> (redis: Bool, broker: Bool)
+
+    public init(jobs: JobService, readiness: @escaping @Sendable () async -> (redis: Bool, broker: Bool)) {
+        self.jobs = jobs
+        self.readiness = readiness
+    }
+
+    var configuration: GatewayConfiguration { jobs.configuration }
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.middlewares.add(OpenAIErrorMiddleware())
+        router.get("/healthz") { _, _ in HTTPSupport.json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            let state = await readiness()
+            let ready = state.redis && state.broker
+            return HTTPSupport.json(
+                ReadinessBody(status: ready ? "ready" : "unavailable", redis: state.redis, broker: state.broker),
+                status: ready ? .ok : .serviceUnavailable
+            )
+        }
+        router.post("/gateway/jobs") { request, context in try await submitJob(request, context: context) }
+        router.get("/gateway/jobs/{id}") { _, context in try await getJob(context) }
+        router.post("/gateway/query") { request, context in try await query(request, context: context) }
+        router.post("/v1/chat/completions") { request, context in try await chatCompletions(request, context: context) }
+        router.get("/v1/models") { _, _ in listModels() }
+        return router
+    }
+
+    // MARK: - /gateway
+
+    func submitJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
+        let job = try submission.normalized(providers: configuration.providers)
+        let accepted = try await jobs.submit(job, wait: false)
+        var headers = HTTPFields()
+        headers[.location] = "/gateway/jobs/\(accepted.record.id)"
+        return HTTPSupport.json(accepted.record, status: .accepted, headers: headers)
+    }
+
+    func getJob(_ context: BasicRequestContext) async throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        guard let record = try await jobs.record(id: id) else {
+            throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found")
+        }
+        return HTTPSupport.json(record)
+    }
+
+    /// The seed's synchronous call: enqueue, then wait for the completion notification.
+    func query(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
+        let job = try submission.normalized(providers: configuration.providers)
+        let timeout = try jobs.syncTimeout(requested: submission.timeout)
+        let accepted = try await jobs.submit(job, wait: true)
+        guard let record = try await jobs.result(of: accepted, timeout: timeout) else {
+            var headers = HTTPFields()
+            headers[.location] = "/gateway/jobs/\(accepted.record.id)"
+            let pending = try await jobs.record(id: accepted.record.id) ?? accepted.record
+            return HTTPSupport.json(pending, status: .accepted, headers: headers)
+        }
+        guard record.status == .completed, let result = record.result else {
+            throw GatewayError.jobFailed(record.error, jobID: record.id)
+        }
+        return HTTPSupport.json(QueryResponse(
+            cached: false,
+            response: result.text,
+            jobID: record.id,
+            provider: record.provider,
+            model: record.model,
+            usage: record.usage
+        ))
+    }
+
+    // MARK: - OpenAI-compatible
+
+    func chatCompletions(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let body = try await HTTPSupport.decode(ChatCompletionsBody.self, from: request, limit: configuration.maxBodyBytes)
+        if body.request.stream == true {
+            throw GatewayError.invalidRequest("Streaming is not supported on this route yet; send \"stream\": false.", param: "stream", code: "unsupported_parameter")
+        }
+        guard let reference = resolveModel(body.request.model) else {
+            throw GatewayError(
+                status: 404,
+                message: "The model '\(body.request.model)' does not exist; use 'provider/model' with one of \(configuration.providers.keys.sorted().joined(separator: ", ")).",
+                type: "invalid_request_error", param: "model", code: "model_not_found")
+        }
+        var chat = body.request
+        chat.model = reference.model
+        chat.stream = nil
+        try chat.validate()
+        var fallbacks: [ModelRef] = []
+        for name in body.fallbacks ?? [] {
+            guard let fallback = resolveModel(name) else {
+                throw GatewayError.invalidRequest("Unknown fallback model '\(name)'.", param: "fallbacks", code: "model_not_found")
+            }
+            fallbacks.append(fallback)
+        }
+        let accepted = try await jobs.submit(NormalizedJob(provider: reference.provider, request: chat, fallbacks: fallbacks), wait: true)
+        guard let record = try await jobs.result(of: accepted, timeout: configuration.syncTimeout) else {
+            throw GatewayError(
+                status: 504,
+                message: "The job \(accepted.record.id) is still running; fetch it at /gateway/jobs/\(accepted.record.id).",
+                type: "timeout_error", code: "timeout")
+        }
+        guard record.status == .completed, let result = record.result else {
+            throw GatewayError.jobFailed(record.error, jobID: record.id)
+        }
+        var headers = HTTPFields()
+        headers[HTTPField.Name("x-gateway-job-id")!] = record.id
+        return HTTPSupport.json(ChatCompletionObject(record: record, completion: result), headers: headers)
+    }
+
+    func listModels() -> Response {
+        let models = configuration.providers.values.sorted { $0.id < $1.id }.map {
+            ModelObject(id: "\($0.id)/\($0.defaultModel)", ownedBy: $0.id)
+        }
+        return HTTPSupport.json(ModelList(data: models))
+    }
+
+    /// `provider/model` with a configured provider.
+    func resolveModel(_ name: String) -> ModelRef? {
+        guard let reference = ModelRef(parsing: name), configuration.providers[reference.provider] != nil else { return nil }
+        return reference
+    }
+}
+
+// MARK: - Bodies
+
+struct ReadinessBody: Encodable {
+    var status: String
+    var redis: Bool
+    var broker: Bool
+}
+
+struct QueryResponse: Encodable {
+    var cached: Bool
+    var response: String
+    var jobID: String
+    var provider: String
+    var model: String
+    var usage: Usage?
+
+    enum CodingKeys: String, CodingKey {
+        case cached, response, provider, model, usage
+        case jobID = "job_id"
+    }
+}
+
+struct ChatCompletionsBody: Decodable {
+    var request: ChatRequest
+    var fallbacks: [String]?
+
+    enum CodingKeys: String, CodingKey { case fallbacks }
+
+    init(from decoder: any Decoder) throws {
+        request = try ChatRequest(from: decoder)
+        fallbacks = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent([String].self, forKey: .fallbacks)
+    }
+}
+
+/// OpenAI's `chat.completion` object.
+struct ChatCompletionObject: Encodable {
+    struct Message: Encodable {
+        var role = "assistant"
+        var content: String?
+        var toolCalls: [ToolCall]?
+
+        enum CodingKeys: String, CodingKey {
+            case role, content
+            case toolCalls = "tool_calls"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(role, forKey: .role)
+            try container.encode(content, forKey: .content)
+            try container.encodeIfPresent(toolCalls, forKey: .toolCalls)
+        }
+    }
+
+    struct Choice: Encodable {
+        var index = 0
+        var message: Message
+        var finishReason: String
+
+        enum CodingKeys: String, CodingKey {
+            case index, message
+            case finishReason = "finish_reason"
+        }
+    }
+
+    struct WireUsage: Encodable {
+        var promptTokens: Int
+        var completionTokens: Int
+        var totalTokens: Int
+
+        enum CodingKeys: String, CodingKey {
+            case promptTokens = "prompt_tokens"
+            case completionTokens = "completion_tokens"
+            case totalTokens = "total_tokens"
+        }
+    }
+
+    var id: String
+    var object = "chat.completion"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: WireUsage?
+
+    init(record: JobRecord, completion: ChatCompletion) {
+        self.id = "chatcmpl-\(record.id)"
+        self.created = Int(record.createdAt)
+        self.model = completion.model
+        let hasText = !completion.text.isEmpty || completion.toolCalls == nil
+        self.choices = [Choice(
+            message: Message(content: hasText ? completion.text : nil, toolCalls: completion.toolCalls),
+            finishReason: completion.finishReason.rawValue
+        )]
+        self.usage = completion.usage.map {
+            WireUsage(promptTokens: $0.promptTokens, completionTokens: $0.completionTokens, totalTokens: $0.totalTokens)
+        }
+    }
+}
+
+struct ModelObject: Encodable {
+    var id: String
+    var object = "model"
+    var created = 0
+    var ownedBy: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, created
+        case ownedBy = "owned_by"
+    }
+}
+
+struct ModelList: Encodable {
+    var object = "list"
+    var data: [ModelObject]
+}

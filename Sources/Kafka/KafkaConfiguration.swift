@@ -1,0 +1,59 @@
+/// The settings the gateway gives librdkafka. `properties` is the single place that maps them to
+/// librdkafka's configuration keys.
+public struct KafkaConfiguration: Sendable {
+    /// `host:port[,host:port…]`.
+    public var brokers: String
+    public var clientID = "llm-gateway"
+    /// How long a produced message may wait for the broker's acknowledgement before it fails.
+    public var messageTimeoutMs = 5_000
+    /// How long the producer batches before sending; 0 sends at once.
+    public var lingerMs = 1
+    /// The consumer group session timeout.
+    public var sessionTimeoutMs = 10_000
+    /// The longest the broker holds a fetch open when no data is there; it bounds queue latency.
+    public var fetchWaitMaxMs = 5
+    /// Extra librdkafka properties, applied last.
+    public var overrides: [String: String] = [:]
+
+    public init(brokers: String) {
+        self.brokers = brokers
+    }
+
+    func producerProperties() -> [String: String] {
+        var properties = common()
+        properties["acks"] = "all"
+        properties["enable.idempotence"] = "true"
+        properties["message.timeout.ms"] = String(messageTimeoutMs)
+        properties["linger.ms"] = String(lingerMs)
+        properties["compression.type"] = "none"
+        return properties.merging(overrides) { $1 }
+    }
+
+    func consumerProperties(groupID: String) -> [String: String] {
+        var properties = common()
+        properties["group.id"] = groupID
+        properties["enable.auto.offset.store"] = "false"
+        properties["enable.auto.commit"] = "true"
+        properties["auto.commit.interval.ms"] = "500"
+        properties["auto.offset.reset"] = "earliest"
+        properties["session.timeout.ms"] = String(sessionTimeoutMs)
+        properties["heartbeat.interval.ms"] = String(max(100, sessionTimeoutMs / 5))
+        properties["fetch.wait.max.ms"] = String(fetchWaitMaxMs)
+        properties["fetch.error.backoff.ms"] = "50"
+        properties["enable.partition.eof"] = "false"
+        properties["max.poll.interval.ms"] = "600000"
+        return properties.merging(overrides) { $1 }
+    }
+
+    private func common() -> [String: String] {
+        [
+            "bootstrap.servers": brokers,
+            "client.id": clientID,
+            "socket.keepalive.enable": "true",
+            "reconnect.backoff.ms": "50",
+            "reconnect.backoff.max.ms": "1000",
+            "topic.metadata.refresh.interval.ms": "10000",
+            "log.connection.close": "false",
+        ]
+    }
+}

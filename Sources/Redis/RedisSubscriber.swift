@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pub/sub subscription on its own connection and thread. It reconnects after a failure and then calls
+/// `onReconnect`, so that owners can re-check state they may have missed while disconnected.
+/// Marked `@unchecked Sendable` because its mutable state is confined to its thread or guarded by `lock`.
+public final class RedisSubscriber: @unchecked Sendable {
+    public typealias MessageHandler = @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
+
+    private let lock = NSLock()
+    private var running = true
+    private let stopped = DispatchSemaphore(value: 0)
+
+    /// - Parameters:
+    ///   - channels: the channels to subscribe to.
+    ///   - onMessage: called on the subscriber's thread for every message.
+    ///   - onReconnect: called on the subscriber's thread after a lost connection was re-established.
+    public init(
+        endpoint: RedisEndpointSettings,
+        channels: [String],
+        timeoutMs: Int = 2_000,
+        logger: Logger,
+        onMessage: @escaping MessageHandler,
+        onReconnect: @escaping @Sendable () -> Void
+    ) {
+        let thread = Thread { [self] in
+            var wasConnected = false
+            var failures = 0
+            while isRunning {
+                do {
+                    let context = try RedisContext(endpoint: endpoint, timeoutMs: timeoutMs)
+                    context.append([RedisArgument("SUBSCRIBE")] + channels.map { RedisArgument($0) })
+                    for _ in channels { _ = try context.readReply() }
+                    if wasConnected {
+                        logger.info("Redis subscription restored")
+                        onReconnect()
+                    }
+                    wasConnected = true
+                    failures = 0
+                    try listen(context, onMessage: onMessage)
+                } catch {
+                    guard isRunning else { break }
+                    if failures == 0 { logger.warning("Redis subscription lost", metadata: ["error": "\(error)"]) }
+                    failures += 1
+                    Thread.sleep(forTimeInterval: min(1.0, 0.05 * Double(failures)))
+                }
+            }
+            stopped.signal()
+        }
+        thread.name = "redis-subscriber"
+        thread.start()
+    }
+
+    private var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return running
+    }
+
+    private func listen(_ context: RedisContext, onMessage: MessageHandler) throws(RedisError) {
+        while isRunning {
+            var descriptor = pollfd(fd: context.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 200)
+            if ready < 0 && errno != EINTR { throw RedisError(code: .connection, message: "poll failed") }
+            guard ready > 0 else { continue }
+            for reply in try context.drainAvailable() {
+                guard let parts = reply.array, parts.count == 3, parts[0].string == "message",
+                      let channel = parts[1].string, let payload = parts[2].bytes
+                else { continue }
+                onMessage(channel, payload)
+            }
+        }
+    }
+
+    /// Stops listening and waits for the thread to end.
+    public func shutdown() {
+        lock.lock()
+        let wasRunning = running
+        running = false
+        lock.unlock()
+        if wasRunning { stopped.wait() }
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Logging
+import Protocol
+import Redis
+
+/// Job records, results and completion notifications in Redis. Every write that changes a job's status is one
+/// Lua script, so that concurrent workers, redeliveries and cancellations agree on a single outcome.
+public struct ResultStore: Sendable {
+    public let redis: RedisClient
+    /// Seconds a finished job's record is kept.
+    public var resultTTL: Int
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
+    public init(redis: RedisClient, resultTTL: Int) {
+        self.redis = redis
+        self.resultTTL = resultTTL
+    }
+
+    // MARK: - Ingress side
+
+    /// Records a new job as `queued`, with the channel of the ingress replica that waits for it.
+    public func create(_ record: JobRecord, request: [UInt8], replyTo: String?) async throws(ResultStoreError) {
+        let key = RedisKeys.job(record.id)
+        var fields: [RedisArgument] = [
+            "HSET", RedisArgument(key),
+            "id", RedisArgument(record.id),
+            "status", RedisArgument(record.status.rawValue),
+            "provider", RedisArgument(record.provider),
+            "model", RedisArgument(record.model),
+            "created_at", RedisArgument(Self.format(record.createdAt)),
+            "attempts", "0",
+            "request", RedisArgument(request),
+        ]
+        if let replyTo { fields += ["reply_to", RedisArgument(replyTo)] }
+        let replies = try await run { try await redis.pipeline([fields, ["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)]]) }
+        if case .error(let message) = replies[0] { throw ResultStoreError(code: .unavailable, message: message) }
+    }
+
+    /// The job's document, or `nil` for an unknown id.
+    public func record(id: String) async throws(ResultStoreError) -> JobRecord? {
+        let reply = try await run { try await redis.command("HGETALL", RedisArgument(RedisKeys.job(id))) }
+        guard let values = reply.array, !values.isEmpty else { return nil }
+        var fields: [String: [UInt8]] = [:]
+        var index = 0
+        while index + 1 < values.count {
+            if let name = values[index].string, let value = values[index + 1].bytes { fields[name] = value }
+            index += 2
+        }
+        return JobRecordCodec.decode(fields)
+    }
+
+    /// The request a job was submitted with, as JSON.
+    public func request(id: String) async throws(ResultStoreError) -> [UInt8]? {
+        try await run { try await redis.command("HGET", RedisArgument(RedisKeys.job(id)), "request") }.bytes
+    }
+
+    // MARK: - Worker side
+
+    /// What a worker may do with a job it received.
+    public enum StartDecision: Sendable, Equatable {
+        /// Run it; this is attempt number `attempt`.
+        case run(attempt: Int)
+        /// The job already ended with this status: acknowledge the record and do nothing.
+        case alreadyFinished(JobStatus)
+        /// Another live worker holds the job; look again after this many milliseconds.
+        case leasedElsewhere(retryAfterMs: Int)
+        /// No record: it expired or never existed.
+        case unknown
+    }
+
+    /// Claims a job for `worker` with a lease, and marks it `in_progress`.
+    public func start(id: String, worker: String, leaseMs: Int, now: Double) async throws(ResultStoreError) -> StartDecision {
+        let reply = try await run {
+            try await redis.eval(Scripts.start, keys: [RedisKeys.job(id), RedisKeys.jobLease(id)], arguments: [
+                RedisArgument(worker), RedisArgument(leaseMs), RedisArgument(Self.format(now)),
+            ])
+        }
+        guard let parts = reply.array, let kind = parts.first?.string else {
+            throw ResultStoreError(code: .unexpected, message: "unexpected reply to start")
+        }
+        switch kind {
+        case "run": return .run(attempt: Int(parts.count > 1 ? parts[1].integer ?? 1 : 1))
+        case "final": return .alreadyFinished(JobStatus(rawValue: parts[1].string ?? "") ?? .completed)
+        case "leased": return .leasedElsewhere(retryAfterMs: Int(parts[1].integer ?? 1000))
+        default: return .unknown
+        }
+    }
+
+    /// Extends the lease while the job runs. Returns `false` when the lease was lost to another worker.
+    public func renewLease(id: String, worker: String, leaseMs: Int) async throws(ResultStoreError) -> Bool {
+        let reply = try await run {
+            try await redis.eval(Scripts.renew, keys: [RedisKeys.jobLease(id)], arguments: [RedisArgument(worker), RedisArgument(leaseMs)])
+        }
+        return reply.integer == 1
+    }
+
+    /// Writes the final outcome, releases the lease and notifies the waiting ingress replica, atomically.
+    /// A job that already ended is left as it is.
+    /// - Returns: `false` when the job had already ended (a duplicate), `true` when this call ended it.
+    @discardableResult
+    public func finish(
+        id: String,
+        worker: String,
+        outcome: JobOutcome,
+        attemptLog: [AttemptRecord],
+        provider: String,
+        model: String,
+        now: Double
+    ) async throws(ResultStoreError) -> Bool {
+        let status: String
+        let payload: [UInt8]
+        var usage: [UInt8] = []
+        switch outcome {
+        case .completed(let completion):
+            status = "completed"
+            payload = (try? encoder.encode(completion)).map { Array($0) } ?? []
+            if let value = completion.usage, let data = try? encoder.encode(value) { usage = Array(data) }
+        case .failed(let failure):
+            status = "failed"
+            payload = (try? encoder.encode(failure)).map { Array($0) } ?? []
+        }
+        let log = (try? encoder.encode(attemptLog)).map { Array($0) } ?? Array("[]".utf8)
+        let arguments: [RedisArgument] = [
+            RedisArgument(worker), RedisArgument(resultTTL), RedisArgument(Self.format(now)),
+            RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id), RedisArgument(status),
+            RedisArgument(payload), RedisArgument(usage), RedisArgument(log), RedisArgument(attemptLog.count),
+            RedisArgument(provider), RedisArgument(model),
+        ]
+        let reply = try await run {
+            try await redis.eval(Scripts.finish, keys: [RedisKeys.job(id), RedisKeys.jobLease(id)], arguments: arguments)
+        }
+        return reply.integer == 1
+    }
+
+    // MARK: -
+
+    private func run<T>(_ body: () async throws -> T) async throws(ResultStoreError) -> T {
+        do {
+            return try await body()
+        } catch let error as RedisError {
+            throw ResultStoreError(code: error.isRetryable || error.code == .shutdown ? .unavailable : .unexpected, message: error.message)
+        } catch {
+            throw ResultStoreError(code: .unexpected, message: "\(error)")
+        }
+    }
+
+    static func format(_ seconds: Double) -> String {
+        String(format: "%.3f", seconds)
+    }
+}
+
+/// How a job ended.
+public enum JobOutcome: Sendable {
+    case completed(ChatCompletion)
+    case failed(JobFailure)
+}
+
+/// A failed Result Store operation.
+public struct ResultStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// Redis is unreachable or timed out: worth retrying, and a 503 at the edge.
+        public static let unavailable = Code(rawValue: "unavailable")
+        /// Redis answered something the store did not expect.
+        public static let unexpected = Code(rawValue: "unexpected")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public var isRetryable: Bool { code == .unavailable }
+    public var description: String { "result store \(code.rawValue): \(message)" }
+}
+
+/// Builds a `JobRecord` from the fields of the job hash.
+enum JobRecordCodec {
+    static func decode(_ fields: [String: [UInt8]]) -> JobRecord? {
+        func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
+        func number(_ name: String) -> Double? { text(name).flatMap(Double.init) }
+        func json<T: Decodable>(_ type: T.Type, _ name: String) -> T? {
+            guard let bytes = fields[name], !bytes.isEmpty else { return nil }
+            return try? JSONDecoder().decode(type, from: Data(bytes))
+        }
+        guard let id = text("id"), let status = text("status").flatMap(JobStatus.init(rawValue:)) else { return nil }
+        return JobRecord(
+            id: id,
+            status: status,
+            provider: text("provider") ?? "",
+            model: text("model") ?? "",
+            createdAt: number("created_at") ?? 0,
+            startedAt: number("started_at"),
+            completedAt: number("completed_at"),
+            attempts: Int(text("attempts") ?? "0") ?? 0,
+            result: json(ChatCompletion.self, "result"),
+            usage: json(Usage.self, "usage"),
+            error: json(JobFailure.self, "error"),
+            attemptLog: json([AttemptRecord].self, "attempt_log")
+        )
+    }
+}
+
+extension ResultStore {
+    /// Removes a job that was never enqueued.
+    public func discard(id: String) async throws(ResultStoreError) {
+        do {
+            try await redis.command("DEL", RedisArgument(RedisKeys.job(id)))
+        } catch {
+            throw ResultStoreError(code: .unavailable, message: error.message)
+        }
+    }
+}

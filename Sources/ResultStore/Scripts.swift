@@ -1,0 +1,49 @@
+/// The Lua scripts behind every status change of a job. Keys and arguments are documented per script.
+enum Scripts {
+    /// KEYS: job hash, lease. ARGV: worker id, lease ms, now.
+    /// Returns `{"run", runs}`, `{"final", status}`, `{"leased", ms left}` or `{"unknown", 0}`.
+    static let start = """
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if not status then return {'unknown', 0} end
+    if status ~= 'queued' and status ~= 'in_progress' then return {'final', status} end
+    local holder = redis.call('GET', KEYS[2])
+    if holder and holder ~= ARGV[1] then
+      local left = redis.call('PTTL', KEYS[2])
+      if left < 0 then left = 1000 end
+      return {'leased', left}
+    end
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+    local runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
+    redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[3])
+    return {'run', runs}
+    """
+
+    /// KEYS: lease. ARGV: worker id, lease ms. Returns 1 when renewed, 0 when the lease belongs to someone else.
+    static let renew = """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+      redis.call('PEXPIRE', KEYS[1], ARGV[2])
+      return 1
+    end
+    return 0
+    """
+
+    /// KEYS: job hash, lease.
+    /// ARGV: worker id, ttl seconds, now, notify channel prefix, job id, status (`completed`|`failed`),
+    /// result or error JSON, usage JSON or '', attempt log JSON, attempts, provider, model.
+    /// Returns 1 when this call ended the job, 0 when it had already ended, -1 when the record is gone.
+    static let finish = """
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if not status then return -1 end
+    if status ~= 'queued' and status ~= 'in_progress' then return 0 end
+    local field = 'result'
+    if ARGV[6] == 'failed' then field = 'error' end
+    redis.call('HSET', KEYS[1], 'status', ARGV[6], field, ARGV[7], 'completed_at', ARGV[3],
+      'attempt_log', ARGV[9], 'attempts', ARGV[10], 'provider', ARGV[11], 'model', ARGV[12])
+    if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[8]) end
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+    local reply = redis.call('HGET', KEYS[1], 'reply_to')
+    if reply then redis.call('PUBLISH', ARGV[4] .. reply, ARGV[5]) end
+    return 1
+    """
+}

@@ -1,0 +1,29 @@
+import Hummingbird
+import Kafka
+import Redis
+
+/// The worker's `/healthz` and `/readyz`.
+public struct WorkerProbes: Sendable {
+    let redis: RedisClient
+    let consumers: [KafkaConsumer]
+
+    public init(redis: RedisClient, consumers: [KafkaConsumer]) {
+        self.redis = redis
+        self.consumers = consumers
+    }
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        }
+        router.get("/readyz") { _, _ in
+            let redisUp = await redis.ping()
+            let brokerUp = await consumers.first?.isBrokerReachable() ?? false
+            let ready = redisUp && brokerUp
+            let body = #"{"status":"\#(ready ? "ready" : "unavailable")","redis":\#(redisUp),"broker":\#(brokerUp)}"#
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        return router
+    }
+}

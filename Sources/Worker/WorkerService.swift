@@ -1,0 +1,212 @@
+import Foundation
+import Kafka
+import Logging
+import Protocol
+import ResultStore
+import ServiceLifecycle
+
+/// Consumes the job topics of some providers and runs each job once: claim it with a lease, call the provider,
+/// persist the outcome, and only then let the record's offset be committed (at-least-once, with redeliveries of
+/// finished jobs recognised and skipped).
+public final class WorkerService: Service, Sendable {
+    public let workerID: String
+    let configuration: GatewayConfiguration
+    let consumer: KafkaConsumer
+    let producer: KafkaProducer
+    let store: ResultStore
+    let runner: JobRunner
+    let logger: Logger
+
+    public init(
+        workerID: String,
+        configuration: GatewayConfiguration,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        store: ResultStore,
+        runner: JobRunner,
+        logger: Logger
+    ) {
+        self.workerID = workerID
+        self.configuration = configuration
+        self.consumer = consumer
+        self.producer = producer
+        self.store = store
+        self.runner = runner
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let consumer = self.consumer
+        let jobs = Task {
+            await withDiscardingTaskGroup { group in
+                // The consumer hands out at most `workerConcurrency` unfinished records: that bound is the backpressure.
+                for await message in consumer.messages {
+                    group.addTask { await self.handle(message) }
+                }
+            }
+        }
+        // Graceful shutdown stops intake; running jobs get `drainSeconds` to finish before they are cancelled.
+        try? await gracefulShutdown()
+        let drainSeconds = configuration.drainSeconds
+        logger.info("Draining in-flight jobs", metadata: ["drain_seconds": "\(drainSeconds)"])
+        consumer.stopFetching()
+        await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                await jobs.value
+                return true
+            }
+            race.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(drainSeconds * 1000)))
+                return false
+            }
+            if await race.next() == false {
+                logger.warning("Drain deadline passed; cancelling running jobs, which will be redelivered")
+                jobs.cancel()
+            }
+            race.cancelAll()
+        }
+        consumer.shutdown()
+        logger.info("Worker stopped")
+    }
+
+    /// Runs one record to its end and marks it finished for offset tracking, unless shutdown interrupted it.
+    func handle(_ message: KafkaMessage) async {
+        let envelope: JobEnvelope
+        do {
+            envelope = try JSONDecoder().decode(JobEnvelope.self, from: Data(message.value))
+        } catch {
+            await deadLetter(message, reason: "undecodable job record", attempts: [])
+            consumer.finished(message)
+            return
+        }
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = "\(envelope.id)"
+        if await process(envelope, message: message, logger: logger) {
+            consumer.finished(message)
+        }
+    }
+
+    /// - Returns: `true` when the job's outcome is persisted (or it needs no work), so its offset may be stored.
+    func process(_ envelope: JobEnvelope, message: KafkaMessage, logger: Logger) async -> Bool {
+        let leaseMs = configuration.jobLeaseSeconds * 1000
+        // Claim the job; a lease held by another live worker means it runs there: wait for it to end or expire.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let decision: ResultStore.StartDecision
+            do {
+                decision = try await store.start(id: envelope.id, worker: workerID, leaseMs: leaseMs, now: Date().timeIntervalSince1970)
+            } catch {
+                guard await pause(attempt: attempt, reason: "claim", error: error, logger: logger) else { return false }
+                continue
+            }
+            switch decision {
+            case .run:
+                break
+            case .alreadyFinished(let status):
+                logger.debug("Redelivered job already ended", metadata: ["status": "\(status.rawValue)"])
+                return true
+            case .unknown:
+                logger.warning("Job record missing; skipping")
+                return true
+            case .leasedElsewhere(let retryAfterMs):
+                try? await Task.sleep(for: .milliseconds(Int64(min(max(retryAfterMs, 50), leaseMs))))
+                if Task.isCancelled { return false }
+                continue
+            }
+            break
+        }
+
+        let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
+            group.addTask { await self.runner.run(envelope, logger: logger) }
+            group.addTask { await self.keepLease(envelope.id, leaseMs: leaseMs, logger: logger); return nil }
+            var result: JobRunner.Run?
+            while let next = await group.next() {
+                if let next {
+                    result = next
+                    group.cancelAll()
+                }
+            }
+            return result
+        }
+        guard let run, !Task.isCancelled else { return false }
+
+        // Persist the outcome; retry through Redis outages, since the offset must not move before it is stored.
+        attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let ended = try await store.finish(
+                    id: envelope.id, worker: workerID, outcome: run.outcome, attemptLog: run.attempts,
+                    provider: run.provider, model: run.model, now: Date().timeIntervalSince1970)
+                if case .failed(let failure) = run.outcome, ended {
+                    await deadLetter(message, reason: failure.message, attempts: run.attempts)
+                }
+                logger.debug("Job finished", metadata: ["outcome": "\(ended ? "recorded" : "duplicate")"])
+                return true
+            } catch {
+                guard await pause(attempt: attempt, reason: "finish", error: error, logger: logger) else { return false }
+            }
+        }
+    }
+
+    /// Renews the lease until cancelled.
+    func keepLease(_ id: String, leaseMs: Int, logger: Logger) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(Int64(leaseMs / 3)))
+            if Task.isCancelled { return }
+            do {
+                if try await !store.renewLease(id: id, worker: workerID, leaseMs: leaseMs) {
+                    logger.warning("Job lease lost to another worker")
+                }
+            } catch {
+                logger.warning("Job lease not renewed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Waits before retrying a Result Store call. Returns `false` when the worker is shutting down.
+    private func pause(attempt: Int, reason: String, error: ResultStoreError, logger: Logger) async -> Bool {
+        if attempt == 1 || attempt % 20 == 0 {
+            logger.warning("Result store unavailable; retrying", metadata: ["step": "\(reason)", "error": "\(error)"])
+        }
+        let delay = Backoff(base: 0.1, maximum: 2).delay(attempt: attempt)
+        try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+        return !Task.isCancelled
+    }
+
+    /// Sends a record that cannot complete to the dead-letter topic, with its error and attempt history.
+    func deadLetter(_ message: KafkaMessage, reason: String, attempts: [AttemptRecord]) async {
+        let letter = DeadLetter(
+            topic: message.topic, partition: message.partition, offset: message.offset,
+            key: message.key.map { String(decoding: $0, as: UTF8.self) },
+            error: reason, attempts: attempts,
+            record: String(decoding: message.value, as: UTF8.self),
+            deadAt: Date().timeIntervalSince1970)
+        do {
+            let value = try JSONEncoder().encode(letter)
+            try await producer.send(topic: Topics.deadLetters, key: message.key ?? [], value: Array(value))
+            logger.warning("Record dead-lettered", metadata: ["topic": "\(message.topic)", "offset": "\(message.offset)", "reason": "\(reason)"])
+        } catch {
+            logger.error("Dead-letter produce failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A record on the dead-letter topic.
+public struct DeadLetter: Codable, Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: String?
+    public var error: String
+    public var attempts: [AttemptRecord]
+    /// The original record's value, as text.
+    public var record: String
+    public var deadAt: Double
+
+    enum CodingKeys: String, CodingKey {
+        case topic, partition, offset, key, error, attempts, record
+        case deadAt = "dead_at"
+    }
+}
