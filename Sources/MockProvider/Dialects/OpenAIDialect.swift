@@ -25,8 +25,10 @@ struct OpenAIDialect: MockDialect {
         guard let messages = object["messages"] as? [[String: Any]], !messages.isEmpty else {
             return .failure(.json(status: 400, errorObject(message: "'messages' must contain at least one message.", type: "invalid_request_error", param: "messages")))
         }
-        if let maxTokens = object["max_tokens"], !(maxTokens is Int) || (maxTokens as? Int ?? 0) < 1 {
-            return .failure(.json(status: 400, errorObject(message: "Invalid 'max_tokens': expected an integer of at least 1.", type: "invalid_request_error", param: "max_tokens")))
+        // OpenAI and Groq document `max_completion_tokens`; `max_tokens` is its deprecated spelling.
+        let maxTokensKey = object["max_completion_tokens"] != nil ? "max_completion_tokens" : "max_tokens"
+        if let maxTokens = object[maxTokensKey], !(maxTokens is Int) || (maxTokens as? Int ?? 0) < 1 {
+            return .failure(.json(status: 400, errorObject(message: "Invalid '\(maxTokensKey)': expected an integer of at least 1.", type: "invalid_request_error", param: maxTokensKey)))
         }
         let texts = messages.map { MockJSON.text(of: $0["content"]) }
         let lastUser = messages.last(where: { ($0["role"] as? String) == "user" }).map { MockJSON.text(of: $0["content"]) } ?? ""
@@ -35,7 +37,7 @@ struct OpenAIDialect: MockDialect {
             allText: texts.joined(separator: "\n"),
             lastUserText: lastUser,
             stream: object["stream"] as? Bool ?? false,
-            maxTokens: object["max_tokens"] as? Int
+            maxTokens: object[maxTokensKey] as? Int
         ))
     }
 
