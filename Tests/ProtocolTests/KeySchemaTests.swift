@@ -1,0 +1,48 @@
+import Protocol
+import Testing
+
+@Suite("Redis keys and Kafka topics", .serialized, .timeLimit(.minutes(2)))
+struct KeySchemaTests {
+    static let ids = ["job_01HZX3K5M8Q2R4T6V8W0Y2A4C6", "job_01HZX3K5M8Q2R4T6V8W0Y2A4C7", JobID.make(milliseconds: 1)]
+
+    @Test("every key and channel starts with llmgw:")
+    func prefix() {
+        for id in Self.ids {
+            for key in [RedisKeys.job(id), RedisKeys.jobLease(id), RedisKeys.notifyChannel(instance: id)] {
+                #expect(key.hasPrefix("llmgw:"), "\(key)")
+                #expect(key.hasPrefix(RedisKeys.prefix), "\(key)")
+                #expect(key.contains(id), "\(key)")
+            }
+        }
+    }
+
+    @Test("job, lease and notify keys of the same id are distinct; different ids never share a key")
+    func distinct() {
+        var all: [String] = []
+        for id in Self.ids {
+            let keys = [RedisKeys.job(id), RedisKeys.jobLease(id), RedisKeys.notifyChannel(instance: id)]
+            #expect(Set(keys).count == 3, "\(keys)")
+            all += keys
+        }
+        #expect(Set(all).count == all.count)
+    }
+
+    @Test("each provider has its own topic and consumer group, and topic names are legal for Kafka")
+    func topics() {
+        let providers = ProviderDescriptor.builtIn.map(\.id) + ["vllm", "my-vllm"]
+        let topics = providers.map { Topics.jobs(provider: $0) }
+        let groups = providers.map { Topics.consumerGroup(provider: $0) }
+        #expect(Set(topics).count == providers.count)
+        #expect(Set(groups).count == providers.count)
+        #expect(!topics.contains(Topics.deadLetters))
+        let legal = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        for (provider, topic) in zip(providers, topics) {
+            #expect(topic.contains(provider), "\(topic)")
+            #expect(topic.allSatisfy { legal.contains($0) } && topic.count <= 249, "\(topic)")
+        }
+        #expect(Topics.deadLetters.allSatisfy { legal.contains($0) })
+        for (provider, group) in zip(providers, groups) {
+            #expect(group.contains(provider), "\(group)")
+        }
+    }
+}
