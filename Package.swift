@@ -123,6 +123,8 @@ let package = Package(
             dependencies: [
                 "Protocol", "Kafka", "Redis", "ResultStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -99,6 +99,7 @@ extension GatewayConfiguration {
         kafka.messageTimeoutMs = produceTimeoutMs
         kafka.sessionTimeoutMs = kafkaSessionTimeoutMs
         kafka.fetchWaitMaxMs = kafkaFetchWaitMs
+        kafka.debugContexts = kafkaDebug
         return kafka
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import Logging
 import Protocol
 
@@ -31,7 +32,9 @@ enum HTTPSupport {
         do {
             body = try await request.body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw GatewayError(status: 413, message: "The request body exceeds the limit of \(limit) bytes.", type: "invalid_request_error", code: "request_too_large")
+            throw GatewayError.bodyTooLarge(limit: limit)
+        } catch is NIOTooManyBytesError {
+            throw GatewayError.bodyTooLarge(limit: limit)
         }
         guard body.readableBytes > 0 else { throw GatewayError.invalidRequest("The request body is empty; expected a JSON object.", code: "invalid_json") }
         do {
@@ -95,5 +98,11 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("Unhandled error", metadata: ["error": "\(String(reflecting: type(of: error)))"])
             return HTTPSupport.error(.internalError)
         }
+    }
+}
+
+extension GatewayError {
+    static func bodyTooLarge(limit: Int) -> GatewayError {
+        GatewayError(status: 413, message: "The request body exceeds the limit of \(limit) bytes.", type: "invalid_request_error", code: "request_too_large")
     }
 }

@@ -12,6 +12,8 @@ public struct KafkaConfiguration: Sendable {
     public var sessionTimeoutMs = 10_000
     /// The longest the broker holds a fetch open when no data is there; it bounds queue latency.
     public var fetchWaitMaxMs = 5
+    /// librdkafka debug contexts (`eos,msg,broker,cgrp`…), logged at debug level; nil for none.
+    public var debugContexts: String?
     /// Extra librdkafka properties, applied last.
     public var overrides: [String: String] = [:]
 
@@ -46,7 +48,7 @@ public struct KafkaConfiguration: Sendable {
     }
 
     private func common() -> [String: String] {
-        [
+        var properties = [
             "bootstrap.servers": brokers,
             "client.id": clientID,
             "socket.keepalive.enable": "true",
@@ -55,5 +57,7 @@ public struct KafkaConfiguration: Sendable {
             "topic.metadata.refresh.interval.ms": "10000",
             "log.connection.close": "false",
         ]
+        if let debugContexts { properties["debug"] = debugContexts }
+        return properties
     }
 }

@@ -13,11 +13,15 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     private let handle: RdKafkaHandle
     private let logger: Logger
-    private let slots: DispatchSemaphore
+    private let slots: InFlightLimit
     private let tracker = NIOLockedValueBox(OffsetTracker())
     private let continuation: AsyncStream<KafkaMessage>.Continuation
     private var pollThread: PollThread!
     private let closed = NIOLockedValueBox(false)
+    private let assignedCount = NIOLockedValueBox(0)
+
+    /// The number of partitions the group gave this consumer.
+    public var assignedPartitions: Int { assignedCount.withLockedValue { $0 } }
 
     public init(configuration: KafkaConfiguration, groupID: String, topics: [String], maxInFlight: Int, logger: Logger) throws(KafkaError) {
         let tracker = self.tracker
@@ -35,7 +39,9 @@ public final class KafkaConsumer: @unchecked Sendable {
                 }
             }
         }
+        let assignedCount = self.assignedCount
         handle.context.rebalance = { assigned, partitions in
+            assignedCount.withLockedValue { $0 = assigned ? partitions.count : 0 }
             if assigned {
                 logger.info("Partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
             } else {
@@ -54,12 +60,12 @@ public final class KafkaConsumer: @unchecked Sendable {
 
         self.handle = handle
         self.logger = logger
-        self.slots = DispatchSemaphore(value: maxInFlight)
+        self.slots = InFlightLimit(maxInFlight)
         (self.messages, self.continuation) = AsyncStream.makeStream(of: KafkaMessage.self, bufferingPolicy: .unbounded)
         self.pollThread = PollThread(name: "kafka-consumer-poll") { [handle, slots, continuation, logger] thread in
             while thread.isRunning {
                 // Take a slot before taking a record: the consumer never holds more than it can run.
-                guard slots.wait(timeout: .now() + .milliseconds(100)) == .success else { continue }
+                guard slots.acquire(waitingAtMost: 0.1) else { continue }
                 var delivered = false
                 while thread.isRunning, !delivered {
                     guard let raw = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
@@ -76,7 +82,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                     continuation.yield(message)
                     delivered = true
                 }
-                if !delivered { slots.signal() }
+                if !delivered { slots.release() }
             }
         }
         logger.info("Kafka consumer started", metadata: ["group": "\(groupID)", "topics": "\(topics.joined(separator: ","))", "librdkafka": "\(librdkafkaVersion)"])
@@ -98,7 +104,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 logger.debug("Offset not stored", metadata: ["partition": "\(partition)", "error": "\(KafkaError(error))"])
             }
         }
-        slots.signal()
+        slots.release()
     }
 
     /// Stops handing out records and ends `messages`; records already handed out may still finish.
@@ -179,5 +185,35 @@ extension KafkaMessage {
             }
         }
         self.init(topic: topic, partition: record.partition, offset: record.offset, key: key, value: value, headers: headers)
+    }
+}
+
+/// A counting limit on unfinished records. Unlike `DispatchSemaphore`, it may be destroyed while slots are taken.
+final class InFlightLimit: @unchecked Sendable {
+    // Marked `@unchecked Sendable` because `available` is only touched under `condition`.
+    private let condition = NSCondition()
+    private var available: Int
+
+    init(_ limit: Int) {
+        available = limit
+    }
+
+    /// Takes a slot, waiting at most `seconds`; returns `false` when none freed up in time.
+    func acquire(waitingAtMost seconds: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while available == 0 {
+            if !condition.wait(until: deadline) { return false }
+        }
+        available -= 1
+        return true
+    }
+
+    func release() {
+        condition.lock()
+        available += 1
+        condition.signal()
+        condition.unlock()
     }
 }

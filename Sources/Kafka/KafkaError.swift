@@ -19,6 +19,10 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let partitionEOF = Code(RD_KAFKA_RESP_ERR__PARTITION_EOF)
         public static let fatal = Code(RD_KAFKA_RESP_ERR__FATAL)
         public static let invalidConfiguration = Code(RD_KAFKA_RESP_ERR__INVALID_ARG)
+        public static let producerFenced = Code(RD_KAFKA_RESP_ERR_PRODUCER_FENCED)
+        public static let invalidProducerEpoch = Code(RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+        public static let unknownProducerID = Code(RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID)
+        public static let outOfOrderSequence = Code(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
         public static let shutdown = Code(rawValue: -10_000)
     }
 
@@ -43,6 +47,12 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         default:
             return false
         }
+    }
+
+    /// Whether the broker no longer knows the idempotent producer's id, epoch or sequence, so the producer must
+    /// start over with a new id.
+    public var meansProducerStateLost: Bool {
+        [.producerFenced, .invalidProducerEpoch, .unknownProducerID, .outOfOrderSequence].contains(code)
     }
 
     public var description: String { "Kafka error \(code.rawValue): \(message)" }

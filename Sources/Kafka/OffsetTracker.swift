@@ -16,7 +16,7 @@ public struct OffsetTracker: Sendable {
 
     /// Records that `offset` was handed out for processing.
     public mutating func started(_ partition: TopicPartition, offset: Int64) {
-        var state = partitions[partition] ?? PartitionState()
+        var state = partitions[partition] ?? PartitionState(lastCommittable: offset)
         state.running.insert(offset)
         state.highestSeen = max(state.highestSeen, offset)
         partitions[partition] = state

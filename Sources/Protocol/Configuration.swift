@@ -109,6 +109,8 @@ public struct GatewayConfiguration: Sendable {
     public var jobLeaseSeconds = 15
     /// `LLMGW_DRAIN_SECONDS`: how long SIGTERM waits for in-flight jobs, 25.
     public var drainSeconds: Double = 25
+    /// `LLMGW_KAFKA_DEBUG`: librdkafka debug contexts, for troubleshooting (`eos,msg,broker,cgrp`).
+    public var kafkaDebug: String?
     /// `LLMGW_LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default info.
     public var logLevel = "info"
     /// `LLMGW_OPENAI_COMPATIBLE`: extra OpenAI-compatible providers by id (`vllm,ollama`), each read from
@@ -149,6 +151,7 @@ public struct GatewayConfiguration: Sendable {
         configuration.providerFirstByteTimeout = try reader.seconds("LLMGW_PROVIDER_FIRST_BYTE_TIMEOUT_SECONDS") ?? configuration.providerFirstByteTimeout
         configuration.jobLeaseSeconds = try reader.integer("LLMGW_JOB_LEASE_SECONDS", in: 1...3_600) ?? configuration.jobLeaseSeconds
         configuration.drainSeconds = try reader.seconds("LLMGW_DRAIN_SECONDS") ?? configuration.drainSeconds
+        configuration.kafkaDebug = reader.string("LLMGW_KAFKA_DEBUG")
         if let level = reader.string("LLMGW_LOG_LEVEL") {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(level.lowercased()) else {
@@ -166,6 +169,9 @@ public struct GatewayConfiguration: Sendable {
                 guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                     throw ConfigurationError(variable: "LLMGW_OPENAI_COMPATIBLE", message: "provider id '\(id)' may hold only letters, digits, '-' and '_'")
                 }
+                guard Topics.jobs(provider: id) != Topics.deadLetters else {
+                    throw ConfigurationError(variable: "LLMGW_OPENAI_COMPATIBLE", message: "provider id '\(id)' is reserved")
+                }
                 guard !descriptors.contains(where: { $0.id == id }) else { continue }
                 let prefix = environmentPrefix(id)
                 guard reader.string("\(prefix)_BASE_URL") != nil else {
@@ -176,9 +182,11 @@ public struct GatewayConfiguration: Sendable {
         }
         for descriptor in descriptors {
             let prefix = environmentPrefix(descriptor.id)
-            let baseURL = reader.string("\(prefix)_BASE_URL") ?? descriptor.defaultBaseURL
-            guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://"), baseURL.count > "https://".count else {
-                throw ConfigurationError(variable: "\(prefix)_BASE_URL", message: "expected an http:// or https:// URL")
+            let rawBaseURL = reader.string("\(prefix)_BASE_URL") ?? descriptor.defaultBaseURL
+            let baseURL = String(rawBaseURL.reversed().drop(while: { $0 == "/" }).reversed())
+            let host = baseURL.hasPrefix("https://") ? baseURL.dropFirst(8) : baseURL.hasPrefix("http://") ? baseURL.dropFirst(7) : ""
+            guard !host.isEmpty, !host.hasPrefix("/") else {
+                throw ConfigurationError(variable: "\(prefix)_BASE_URL", message: "expected an http:// or https:// URL with a host")
             }
             var apiKey = reader.string("\(prefix)_API_KEY")
             if descriptor.id == "hf", apiKey == nil { apiKey = reader.string("HF_TOKEN") }
@@ -190,7 +198,7 @@ public struct GatewayConfiguration: Sendable {
             configuration.providers[descriptor.id] = ProviderSettings(
                 id: descriptor.id,
                 kind: descriptor.kind,
-                baseURL: String(baseURL.reversed().drop(while: { $0 == "/" }).reversed()),
+                baseURL: baseURL,
                 apiKey: apiKey,
                 defaultModel: reader.string("\(prefix)_DEFAULT_MODEL") ?? descriptor.defaultModel,
                 extraHeaders: headers

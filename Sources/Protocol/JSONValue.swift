@@ -54,7 +54,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     public var intValue: Int? {
         switch self {
         case .int(let value): return Int(value)
-        case .double(let value): return Int(value)
+        case .double(let value): return Int(exactly: value.rounded(.towardZero))
         default: return nil
         }
     }

@@ -21,7 +21,8 @@ public struct WorkerProbes: Sendable {
             let redisUp = await redis.ping()
             let brokerUp = await consumers.first?.isBrokerReachable() ?? false
             let ready = redisUp && brokerUp
-            let body = #"{"status":"\#(ready ? "ready" : "unavailable")","redis":\#(redisUp),"broker":\#(brokerUp)}"#
+            let partitions = consumers.reduce(0) { $0 + $1.assignedPartitions }
+            let body = #"{"status":"\#(ready ? "ready" : "unavailable")","redis":\#(redisUp),"broker":\#(brokerUp),"assigned_partitions":\#(partitions)}"#
             return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         return router

@@ -1,0 +1,265 @@
+import Foundation
+import Kafka
+import Logging
+import NIOConcurrencyHelpers
+import Protocol
+import Redis
+import ResultStore
+import Testing
+
+extension Integration {
+    /// The Redis module against the test Redis.
+    @Suite(.serialized)
+    struct RedisModule {
+        let logger = Logger(label: "test")
+
+        func client(port: Int? = nil) throws -> RedisClient {
+            RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try port ?? TestStack.redisPort), connections: 2, timeoutMs: 1000, logger: logger)
+        }
+
+        @Test func commandsPipelinesAndErrorReplies() async throws {
+            let redis = try client()
+            defer { redis.shutdown() }
+            let key = TestStack.unique("llmgw:test:key")
+            #expect(try await redis.command("SET", RedisArgument(key), "value") == .status("OK"))
+            #expect(try await redis.command("GET", RedisArgument(key)).string == "value")
+            let replies = try await redis.pipeline([["INCR", RedisArgument(key + ":n")], ["INCR", RedisArgument(key + ":n")], ["WRONGCOMMAND"]])
+            #expect(replies[0] == .integer(1))
+            #expect(replies[1] == .integer(2))
+            guard case .error = replies[2] else {
+                Issue.record("expected an error reply, got \(replies[2])")
+                return
+            }
+            await #expect(throws: RedisError.self) { try await redis.command("WRONGCOMMAND") }
+            // Many concurrent callers share the connections' pipelines; every reply reaches its caller.
+            let values = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for index in 0..<500 {
+                    group.addTask { (index, try await redis.command("ECHO", RedisArgument("v\(index)")).string) }
+                }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            #expect(values.count == 500)
+            #expect(values.allSatisfy { $0.value == "v\($0.key)" })
+        }
+
+        @Test func unreachableRedisFailsFastAndARestartedOneIsUsedAgain() async throws {
+            let server = try OwnRedis()
+            let redis = try client(port: server.port)
+            defer { redis.shutdown() }
+            let started = ContinuousClock.now
+            await #expect(throws: RedisError.self) { try await redis.command("PING") }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            try await waitFor("the client to reconnect", timeout: .seconds(10)) { await redis.ping() }
+            await server.stop()
+            #expect(await redis.ping() == false)
+            try await server.start()
+            try await waitFor("the client to reconnect after a restart", timeout: .seconds(10)) { await redis.ping() }
+        }
+
+        @Test func subscriberReceivesMessagesAndResubscribesAfterARestart() async throws {
+            let server = try OwnRedis()
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            let redis = try client(port: server.port)
+            defer { redis.shutdown() }
+            let received = NIOLockedValueBox<[String]>([])
+            let reconnects = NIOLockedValueBox(0)
+            let subscriber = RedisSubscriber(
+                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), channels: ["llmgw:test:channel"], logger: logger,
+                onMessage: { _, payload in received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) } },
+                onReconnect: { reconnects.withLockedValue { $0 += 1 } })
+            defer { subscriber.shutdown() }
+            try await waitFor("the first message", timeout: .seconds(10)) {
+                _ = try? await redis.command("PUBLISH", "llmgw:test:channel", "one")
+                return received.withLockedValue { $0.contains("one") }
+            }
+            await server.stop()
+            try await server.start()
+            try await waitFor("a message after the restart", timeout: .seconds(15)) {
+                _ = try? await redis.command("PUBLISH", "llmgw:test:channel", "two")
+                return received.withLockedValue { $0.contains("two") }
+            }
+            #expect(reconnects.withLockedValue { $0 } >= 1)
+        }
+    }
+
+    /// The Result Store's scripts against the test Redis.
+    @Suite(.serialized)
+    struct ResultStoreScripts {
+        let logger = Logger(label: "test")
+
+        func store() throws -> ResultStore {
+            let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort), logger: logger)
+            return ResultStore(redis: redis, resultTTL: 600)
+        }
+
+        func newJob(_ store: ResultStore, replyTo: String? = nil) async throws -> String {
+            let id = JobID.make(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+            let record = JobRecord(id: id, status: .queued, provider: "openai", model: "gpt-4o-mini", createdAt: Date().timeIntervalSince1970)
+            try await store.create(record, request: Array("{}".utf8), replyTo: replyTo)
+            return id
+        }
+
+        @Test func leaseGivesAJobToOneWorkerAtATime() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let id = try await newJob(store)
+            #expect(try await store.start(id: id, worker: "a", leaseMs: 5000, now: 1) == .run(attempt: 1))
+            guard case .leasedElsewhere(let wait) = try await store.start(id: id, worker: "b", leaseMs: 5000, now: 1) else {
+                Issue.record("a second worker must not run a leased job")
+                return
+            }
+            #expect(wait > 0 && wait <= 5000)
+            #expect(try await store.renewLease(id: id, worker: "a", leaseMs: 5000))
+            #expect(try await store.renewLease(id: id, worker: "b", leaseMs: 5000) == false)
+            // The holder may claim again (its own redelivery).
+            #expect(try await store.start(id: id, worker: "a", leaseMs: 5000, now: 2) == .run(attempt: 2))
+            let record = try #require(try await store.record(id: id))
+            #expect(record.status == .inProgress)
+            #expect(record.startedAt == 2)
+        }
+
+        @Test func aJobEndsOnceAndRedeliveriesSeeIt() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let id = try await newJob(store)
+            _ = try await store.start(id: id, worker: "a", leaseMs: 5000, now: 1)
+            let completion = ChatCompletion(model: "gpt-4o-mini", text: "done", finishReason: .stop, usage: Usage(promptTokens: 1, completionTokens: 2))
+            let attempt = AttemptRecord(provider: "openai", model: "gpt-4o-mini", outcome: "ok", httpStatus: 200, latencyMs: 3, error: nil)
+            #expect(try await store.finish(id: id, worker: "a", outcome: .completed(completion), attemptLog: [attempt], provider: "openai", model: "gpt-4o-mini", now: 3))
+            let failure = JobFailure(message: "late", type: "upstream_error", code: "upstream_error")
+            #expect(try await store.finish(id: id, worker: "b", outcome: .failed(failure), attemptLog: [], provider: "openai", model: "x", now: 4) == false)
+            let record = try #require(try await store.record(id: id))
+            #expect(record.status == .completed)
+            #expect(record.result?.text == "done")
+            #expect(record.usage?.totalTokens == 3)
+            #expect(record.attempts == 1)
+            #expect(record.error == nil)
+            #expect(try await store.start(id: id, worker: "c", leaseMs: 5000, now: 5) == .alreadyFinished(.completed))
+            // The lease is released on finish.
+            #expect(try await store.redis.command("EXISTS", RedisArgument(RedisKeys.jobLease(id))) == .integer(0))
+            // The record expires after the result TTL.
+            let ttl = try #require(try await store.redis.command("TTL", RedisArgument(RedisKeys.job(id))).integer)
+            #expect(ttl > 0 && ttl <= 600)
+        }
+
+        @Test func finishNotifiesTheWaitingReplica() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let instance = TestStack.unique("ingress")
+            let received = NIOLockedValueBox<[String]>([])
+            let subscriber = RedisSubscriber(
+                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort),
+                channels: [RedisKeys.notifyChannel(instance: instance)], logger: logger,
+                onMessage: { _, payload in received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) } },
+                onReconnect: {})
+            defer { subscriber.shutdown() }
+            try await waitFor("the subscription", timeout: .seconds(10)) {
+                (try await store.redis.command("PUBSUB", "NUMSUB", RedisArgument(RedisKeys.notifyChannel(instance: instance)))).array?.last?.integer == 1
+            }
+            let id = try await newJob(store, replyTo: instance)
+            _ = try await store.start(id: id, worker: "a", leaseMs: 5000, now: 1)
+            let failure = JobFailure(message: "boom", type: "upstream_error", code: "upstream_error", providerStatus: 500)
+            #expect(try await store.finish(id: id, worker: "a", outcome: .failed(failure), attemptLog: [], provider: "openai", model: "m", now: 2))
+            try await waitFor("the notification", timeout: .seconds(5)) { received.withLockedValue { $0 == [id] } }
+            let record = try #require(try await store.record(id: id))
+            #expect(record.status == .failed)
+            #expect(record.error?.providerStatus == 500)
+        }
+
+        @Test func unknownJobs() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let id = JobID.make(milliseconds: 1)
+            #expect(try await store.record(id: id) == nil)
+            #expect(try await store.start(id: id, worker: "a", leaseMs: 1000, now: 1) == .unknown)
+        }
+    }
+
+    /// The Kafka module against the test broker.
+    @Suite(.serialized)
+    struct KafkaModule {
+        let logger = Logger(label: "test")
+
+        @Test func offsetsAreCommittedOnlyForFinishedRecords() async throws {
+            let brokers = try TestStack.brokers
+            let topic = "llm.jobs.mistral"
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers), logger: logger)
+            defer { producer.shutdown() }
+            let marker = TestStack.unique("offsets")
+            let key = Array(marker.utf8)
+            for index in 0..<3 {
+                try await producer.send(topic: topic, key: key, value: Array("\(marker) \(index)".utf8), headers: [("traceparent", Array("tp-\(index)".utf8))])
+            }
+            var configuration = KafkaConfiguration(brokers: brokers)
+            configuration.sessionTimeoutMs = 6000
+            let group = TestStack.unique("group")
+
+            // The first member finishes records 0 and 2 only, then leaves: 1 must come back, and 2 with it.
+            let first = MessageCollector(try KafkaConsumer(configuration: configuration, groupID: group, topics: [topic], maxInFlight: 100, logger: logger), marker: marker)
+            try await waitFor("three records", timeout: .seconds(60)) { first.matching.count == 3 }
+            let seen = first.matching
+            #expect(seen.map { String(decoding: $0.value, as: UTF8.self) } == (0..<3).map { "\(marker) \($0)" })
+            #expect(seen.map { $0.header("traceparent").map { String(decoding: $0, as: UTF8.self) } } == ["tp-0", "tp-1", "tp-2"])
+            first.consumer.finished(seen[0])
+            first.consumer.finished(seen[2])
+            first.consumer.shutdown()
+
+            let second = MessageCollector(try KafkaConsumer(configuration: configuration, groupID: group, topics: [topic], maxInFlight: 100, logger: logger), marker: marker)
+            defer { second.consumer.shutdown() }
+            try await waitFor("the unfinished records again", timeout: .seconds(60)) { second.matching.count == 2 }
+            #expect(second.matching.map { String(decoding: $0.value, as: UTF8.self) } == ["\(marker) 1", "\(marker) 2"])
+        }
+
+        @Test func theConsumerHoldsNoMoreThanItsBound() async throws {
+            let brokers = try TestStack.brokers
+            let topic = "llm.jobs.cohere"
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers), logger: logger)
+            defer { producer.shutdown() }
+            let marker = TestStack.unique("bound")
+            for index in 0..<10 {
+                try await producer.send(topic: topic, key: Array(marker.utf8), value: Array("\(marker) \(index)".utf8))
+            }
+            var configuration = KafkaConfiguration(brokers: brokers)
+            configuration.sessionTimeoutMs = 6000
+            let collector = MessageCollector(
+                try KafkaConsumer(configuration: configuration, groupID: TestStack.unique("group"), topics: [topic], maxInFlight: 3, logger: logger),
+                marker: marker)
+            defer { collector.consumer.shutdown() }
+            try await waitFor("three records", timeout: .seconds(60)) { collector.all.count == 3 }
+            // With three unfinished, nothing more is handed out, however long we wait; each finish lets one more through.
+            try await Task.sleep(for: .seconds(2))
+            #expect(collector.all.count == 3)
+            collector.consumer.finished(collector.all[0])
+            try await waitFor("a fourth record", timeout: .seconds(10)) { collector.all.count == 4 }
+            try await Task.sleep(for: .seconds(1))
+            #expect(collector.all.count == 4)
+        }
+    }
+}
+
+/// Reads a consumer's records in the background.
+final class MessageCollector: Sendable {
+    let consumer: KafkaConsumer
+    let marker: String
+    private let received = NIOLockedValueBox<[KafkaMessage]>([])
+
+    init(_ consumer: KafkaConsumer, marker: String) {
+        self.consumer = consumer
+        self.marker = marker
+        Task { [received] in
+            for await message in consumer.messages {
+                received.withLockedValue { $0.append(message) }
+            }
+        }
+    }
+
+    var all: [KafkaMessage] { received.withLockedValue { $0 } }
+
+    /// The records carrying this test's marker.
+    var matching: [KafkaMessage] {
+        all.filter { String(decoding: $0.value, as: UTF8.self).hasPrefix(marker) }
+    }
+}
