@@ -10,8 +10,13 @@ redis_port="$(free_port)"
 broker_port="$(free_port)"
 pids=()
 cleanup() {
-  # Gateway processes that a failed test could not stop.
-  pkill -KILL -f "$(swift build --show-bin-path 2>/dev/null)/llm-gateway" 2>/dev/null || true
+  # Gateway processes of this run that a failed test could not stop (they carry this run's work directory).
+  local pid
+  for pid in $(pgrep -f llm-gateway || true); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "LLMGW_TEST_WORKDIR=$work"; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"

@@ -69,7 +69,9 @@ final class ChildProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
-        for key in merged.keys where key.hasPrefix("LLMGW_") || key.hasSuffix("_API_KEY") || key.hasSuffix("_BASE_URL") { merged[key] = nil }
+        for key in merged.keys where (key.hasPrefix("LLMGW_") && !key.hasPrefix("LLMGW_TEST_")) || key.hasSuffix("_API_KEY") || key.hasSuffix("_BASE_URL") {
+            merged[key] = nil
+        }
         merged.merge(environment) { $1 }
         process.environment = merged
         process.standardOutput = log
