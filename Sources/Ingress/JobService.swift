@@ -10,6 +10,8 @@ public struct JobService: Sendable {
     public let store: ResultStore
     public let producer: KafkaProducer
     public let waiters: JobWaiters
+    /// Follows jobs' event streams for the streaming routes.
+    public let feed: JobEventFeed
     let logger: Logger
 
     private static let encoder: JSONEncoder = {
@@ -18,12 +20,18 @@ public struct JobService: Sendable {
         return encoder
     }()
 
-    public init(configuration: GatewayConfiguration, store: ResultStore, producer: KafkaProducer, waiters: JobWaiters, logger: Logger) {
+    public init(configuration: GatewayConfiguration, store: ResultStore, producer: KafkaProducer, waiters: JobWaiters, feed: JobEventFeed, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.producer = producer
         self.waiters = waiters
+        self.feed = feed
         self.logger = logger
+    }
+
+    /// Where each job's `queued` event is written.
+    public var events: JobEventLog {
+        JobEventLog(redis: store.redis, ttl: configuration.jobEventsTTL, maxLength: configuration.jobEventsMaxLength)
     }
 
     /// A job that the broker acknowledged.
@@ -33,9 +41,11 @@ public struct JobService: Sendable {
     }
 
     /// Records the job as `queued` and returns once the broker acknowledged it.
-    /// - Parameter wait: register a waiter first, for a synchronous answer.
+    /// - Parameters:
+    ///   - wait: register a waiter first, for a synchronous answer.
+    ///   - stream: have the worker stream the provider's answer into the job's event stream.
     /// - Throws: `GatewayError` 503 when Redis or the broker is unavailable; the job then does not exist.
-    public func submit(_ job: NormalizedJob, wait: Bool) async throws(GatewayError) -> Accepted {
+    public func submit(_ job: NormalizedJob, wait: Bool, stream: Bool = false) async throws(GatewayError) -> Accepted {
         let now = Date().timeIntervalSince1970
         let id = JobID.make(milliseconds: UInt64(now * 1000))
         let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
@@ -45,7 +55,8 @@ public struct JobService: Sendable {
             request: job.request,
             fallbacks: job.fallbacks,
             enqueuedAt: UInt64(now * 1000),
-            replyTo: wait ? waiters.instanceID : nil
+            replyTo: wait ? waiters.instanceID : nil,
+            stream: stream ? true : nil
         )
         let payload: [UInt8]
         do {
@@ -57,6 +68,14 @@ public struct JobService: Sendable {
             try await store.create(record, request: payload, replyTo: envelope.replyTo)
         } catch {
             logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
+            throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
+        }
+        do {
+            // Written before the produce, so that `queued` is always the first event of the job's stream.
+            try await events.append(jobID: id, type: .queued, JobEventStatus(id: id, status: .queued, provider: job.provider, model: job.request.model))
+        } catch {
+            logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
+            try? await store.discard(id: id)
             throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
         }
         let registration = wait ? waiters.register(id) : nil

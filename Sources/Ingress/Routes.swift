@@ -30,6 +30,7 @@ public struct IngressRoutes: Sendable {
         }
         router.post("/gateway/jobs") { request, context in try await submitJob(request, context: context) }
         router.get("/gateway/jobs/{id}") { _, context in try await getJob(context) }
+        router.get("/gateway/jobs/{id}/events") { request, context in try await jobEvents(request, context: context) }
         router.post("/gateway/query") { request, context in try await query(request, context: context) }
         router.post("/v1/chat/completions") { request, context in try await chatCompletions(request, context: context) }
         router.get("/v1/models") { _, _ in listModels() }
@@ -40,8 +41,8 @@ public struct IngressRoutes: Sendable {
 
     func submitJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
-        let job = try submission.normalized(providers: configuration.providers)
-        let accepted = try await jobs.submit(job, wait: false)
+        let job = try normalize(submission)
+        let accepted = try await jobs.submit(job, wait: false, stream: submission.stream == true)
         var headers = HTTPFields()
         headers[.location] = "/gateway/jobs/\(accepted.record.id)"
         return HTTPSupport.json(accepted.record, status: .accepted, headers: headers)
@@ -58,7 +59,8 @@ public struct IngressRoutes: Sendable {
     /// The seed's synchronous call: enqueue, then wait for the completion notification.
     func query(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
-        let job = try submission.normalized(providers: configuration.providers)
+        let job = try normalize(submission)
+        if submission.stream == true { return try await streamQuery(job) }
         let timeout = try jobs.syncTimeout(requested: submission.timeout)
         let accepted = try await jobs.submit(job, wait: true)
         guard let record = try await jobs.result(of: accepted, timeout: timeout) else {
@@ -84,27 +86,24 @@ public struct IngressRoutes: Sendable {
 
     func chatCompletions(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let body = try await HTTPSupport.decode(ChatCompletionsBody.self, from: request, limit: configuration.maxBodyBytes)
-        if body.request.stream == true {
-            throw GatewayError.invalidRequest("Streaming is not supported on this route yet; send \"stream\": false.", param: "stream", code: "unsupported_parameter")
+        guard let resolution = configuration.models.resolve(body.request.model, providers: configuration.providers) else {
+            throw GatewayError.modelNotFound(body.request.model, configuration: configuration)
         }
-        guard let reference = resolveModel(body.request.model) else {
-            throw GatewayError(
-                status: 404,
-                message: "The model '\(body.request.model)' does not exist; use 'provider/model' with one of \(configuration.providers.keys.sorted().joined(separator: ", ")).",
-                type: "invalid_request_error", param: "model", code: "model_not_found")
-        }
+        let reference = resolution.primary
         var chat = body.request
         chat.model = reference.model
         chat.stream = nil
         try chat.validate()
-        var fallbacks: [ModelRef] = []
+        var fallbacks = resolution.fallbacks
         for name in body.fallbacks ?? [] {
             guard let fallback = resolveModel(name) else {
                 throw GatewayError.invalidRequest("Unknown fallback model '\(name)'.", param: "fallbacks", code: "model_not_found")
             }
             fallbacks.append(fallback)
         }
-        let accepted = try await jobs.submit(NormalizedJob(provider: reference.provider, request: chat, fallbacks: fallbacks), wait: true)
+        let job = NormalizedJob(provider: reference.provider, request: chat, fallbacks: fallbacks)
+        if body.request.stream == true { return try await streamChatCompletion(job, includeUsage: body.includeUsage) }
+        let accepted = try await jobs.submit(job, wait: true)
         guard let record = try await jobs.result(of: accepted, timeout: configuration.syncTimeout) else {
             throw GatewayError(
                 status: 504,
@@ -120,16 +119,16 @@ public struct IngressRoutes: Sendable {
     }
 
     func listModels() -> Response {
-        let models = configuration.providers.values.sorted { $0.id < $1.id }.map {
+        var models = configuration.providers.values.sorted { $0.id < $1.id }.map {
             ModelObject(id: "\($0.id)/\($0.defaultModel)", ownedBy: $0.id)
         }
+        models += catalogModels()
         return HTTPSupport.json(ModelList(data: models))
     }
 
-    /// `provider/model` with a configured provider.
+    /// `provider/model` with a configured provider, or an alias or group (its primary model).
     func resolveModel(_ name: String) -> ModelRef? {
-        guard let reference = ModelRef(parsing: name), configuration.providers[reference.provider] != nil else { return nil }
-        return reference
+        configuration.models.resolve(name, providers: configuration.providers)?.primary
     }
 }
 
@@ -158,12 +157,24 @@ struct QueryResponse: Encodable {
 struct ChatCompletionsBody: Decodable {
     var request: ChatRequest
     var fallbacks: [String]?
+    /// `stream_options.include_usage`: send a usage chunk before `[DONE]`.
+    var includeUsage = false
 
-    enum CodingKeys: String, CodingKey { case fallbacks }
+    enum CodingKeys: String, CodingKey {
+        case fallbacks
+        case streamOptions = "stream_options"
+    }
+
+    struct StreamOptions: Decodable {
+        var includeUsage: Bool?
+        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    }
 
     init(from decoder: any Decoder) throws {
         request = try ChatRequest(from: decoder)
-        fallbacks = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent([String].self, forKey: .fallbacks)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        fallbacks = try container.decodeIfPresent([String].self, forKey: .fallbacks)
+        includeUsage = try container.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
     }
 }
 

@@ -35,6 +35,9 @@ public enum MockProvider {
         }
         router.get("/mock/stats") { request, _ -> Response in
             if let prompt = request.uri.queryParameters.get("prompt") {
+                if let dialect = request.uri.queryParameters.get("dialect") {
+                    return jsonResponse(["prompt": prompt, "dialect": dialect, "calls": stats.calls(for: prompt, dialect: dialect)])
+                }
                 return jsonResponse(["prompt": prompt, "calls": stats.calls(for: prompt)])
             }
             let snapshot = stats.snapshot()
@@ -66,14 +69,14 @@ public enum MockProvider {
         }
 
         let script = MockScript(prompt: prompt.lastUserText)
-        let call = stats.record(prompt.lastUserText)
+        let (call, dialectCall) = stats.record(prompt.lastUserText, dialect: dialect.name)
         let delay = script.delayMs ?? options.delayMs
         if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
         if script.hang {
             // Bounded, so a forgotten client cannot pin the mock forever.
             try await Task.sleep(for: .seconds(600))
         }
-        var failure = script.failureStatus(call: call)
+        var failure = script.failureStatus(call: call, dialectCall: dialectCall, dialect: dialect.name)
         if failure == nil, options.errorRate > 0, Double.random(in: 0..<1) < options.errorRate { failure = 500 }
         if let status = failure {
             var reply = dialect.error(status: status, message: "mock failure \(status) on call \(call)")
@@ -124,21 +127,31 @@ public enum MockProvider {
 
 /// Counts calls per prompt, so tests can tell how often the provider was really called.
 final class CallStats: Sendable {
-    private let state = NIOLockedValueBox<(total: Int, byPrompt: [String: Int])>((0, [:]))
+    private struct State {
+        var total = 0
+        var byPrompt: [String: Int] = [:]
+        var byDialect: [String: [String: Int]] = [:]
+    }
 
-    /// Records a call and returns its number for this prompt, from 1.
-    func record(_ prompt: String) -> Int {
+    private let state = NIOLockedValueBox(State())
+
+    /// Records a call and returns its number for this prompt, from 1, overall and in `dialect`.
+    func record(_ prompt: String, dialect: String) -> (call: Int, dialectCall: Int) {
         state.withLockedValue { state in
             state.total += 1
             let count = (state.byPrompt[prompt] ?? 0) + 1
             state.byPrompt[prompt] = count
-            return count
+            let dialectCount = (state.byDialect[dialect]?[prompt] ?? 0) + 1
+            state.byDialect[dialect, default: [:]][prompt] = dialectCount
+            return (count, dialectCount)
         }
     }
 
     func calls(for prompt: String) -> Int { state.withLockedValue { $0.byPrompt[prompt] ?? 0 } }
 
-    func snapshot() -> (total: Int, byPrompt: [String: Int]) { state.withLockedValue { $0 } }
+    func calls(for prompt: String, dialect: String) -> Int { state.withLockedValue { $0.byDialect[dialect]?[prompt] ?? 0 } }
 
-    func reset() { state.withLockedValue { $0 = (0, [:]) } }
+    func snapshot() -> (total: Int, byPrompt: [String: Int]) { state.withLockedValue { ($0.total, $0.byPrompt) } }
+
+    func reset() { state.withLockedValue { $0 = State() } }
 }

@@ -6,7 +6,9 @@
 /// - `delay_ms=N`: waits before answering;
 /// - `hang`: never answers, until the client goes away;
 /// - `tokens=N`: the reply has N tokens;
-/// - `interval_ms=N`: the pause between streamed tokens.
+/// - `interval_ms=N`: the pause between streamed tokens;
+/// - `only=DIALECT`: failures apply only to calls in that wire format (`openai`, `anthropic`, `gemini`, `cohere`),
+///   and `fail=N` counts only that format's calls, so one prompt can fail on a primary and succeed on a fallback.
 public struct MockScript: Sendable, Hashable {
     public var failures: Int?
     public var status: Int?
@@ -15,6 +17,7 @@ public struct MockScript: Sendable, Hashable {
     public var hang = false
     public var tokens: Int?
     public var intervalMs: Int?
+    public var only: String?
 
     public init() {}
 
@@ -34,6 +37,7 @@ public struct MockScript: Sendable, Hashable {
                 case "hang": hang = true
                 case "tokens": tokens = Int(value)
                 case "interval_ms": intervalMs = Int(value)
+                case "only": only = value.lowercased()
                 default: break
                 }
             }
@@ -45,6 +49,17 @@ public struct MockScript: Sendable, Hashable {
     public func failureStatus(call: Int) -> Int? {
         if let failures {
             return call <= failures ? (status ?? 500) : nil
+        }
+        return status
+    }
+
+    /// Whether a call in `dialect` fails, and with which status. `call` counts this prompt's calls overall and
+    /// `dialectCall` its calls in `dialect`; with `only`, other dialects never fail and `dialectCall` is counted.
+    public func failureStatus(call: Int, dialectCall: Int, dialect: String) -> Int? {
+        guard let only else { return failureStatus(call: call) }
+        guard only == dialect else { return nil }
+        if let failures {
+            return dialectCall <= failures ? (status ?? 500) : nil
         }
         return status
     }

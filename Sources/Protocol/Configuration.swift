@@ -116,6 +116,13 @@ public struct GatewayConfiguration: Sendable {
     /// `LLMGW_OPENAI_COMPATIBLE`: extra OpenAI-compatible providers by id (`vllm,ollama`), each read from
     /// `<ID>_BASE_URL`, `<ID>_API_KEY` and `<ID>_DEFAULT_MODEL`.
     public var providers: [String: ProviderSettings] = [:]
+    /// `LLMGW_MODEL_ALIASES` (`fast=groq/llama-3.1-8b-instant,…`) and `LLMGW_MODEL_GROUPS`
+    /// (`resilient=anthropic/claude-3-5-haiku-latest|openai/gpt-4o-mini,…`, primary then fallbacks); none by default.
+    public var models = ModelCatalog()
+    /// `LLMGW_JOB_EVENTS_TTL_SECONDS`: how long a job's event stream (its lifecycle and streamed deltas) is kept, 3600.
+    public var jobEventsTTL = 3_600
+    /// `LLMGW_JOB_EVENTS_MAX_LENGTH`: the approximate bound on entries in one job's event stream, 10000.
+    public var jobEventsMaxLength = 10_000
 
     public init() {}
 
@@ -159,6 +166,8 @@ public struct GatewayConfiguration: Sendable {
             }
             configuration.logLevel = level.lowercased()
         }
+        configuration.jobEventsTTL = try reader.integer("LLMGW_JOB_EVENTS_TTL_SECONDS", in: 1...(7 * 86_400)) ?? configuration.jobEventsTTL
+        configuration.jobEventsMaxLength = try reader.integer("LLMGW_JOB_EVENTS_MAX_LENGTH", in: 100...1_000_000) ?? configuration.jobEventsMaxLength
         if configuration.syncTimeout > configuration.syncTimeoutMax {
             throw ConfigurationError(variable: "LLMGW_SYNC_TIMEOUT_SECONDS", message: "must not exceed LLMGW_SYNC_TIMEOUT_MAX_SECONDS (\(configuration.syncTimeoutMax))")
         }
@@ -204,6 +213,8 @@ public struct GatewayConfiguration: Sendable {
                 extraHeaders: headers
             )
         }
+        configuration.models = try ModelCatalog.parse(
+            aliases: reader.string("LLMGW_MODEL_ALIASES"), groups: reader.string("LLMGW_MODEL_GROUPS"), providers: configuration.providers)
         return configuration
     }
 

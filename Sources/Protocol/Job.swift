@@ -99,18 +99,22 @@ public struct JobEnvelope: Sendable, Codable {
     public var enqueuedAt: UInt64
     /// The notification channel of the ingress replica waiting on this job, if any.
     public var replyTo: String?
+    /// When `true`, the worker calls the provider with streaming and relays each delta to the job's event stream
+    /// (`RedisKeys.jobEvents`) as it arrives. Absent on records written before streaming existed.
+    public var stream: Bool?
 
-    public init(id: String, provider: String, request: ChatRequest, fallbacks: [ModelRef] = [], enqueuedAt: UInt64, replyTo: String?) {
+    public init(id: String, provider: String, request: ChatRequest, fallbacks: [ModelRef] = [], enqueuedAt: UInt64, replyTo: String?, stream: Bool? = nil) {
         self.id = id
         self.provider = provider
         self.request = request
         self.fallbacks = fallbacks
         self.enqueuedAt = enqueuedAt
         self.replyTo = replyTo
+        self.stream = stream
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, provider, request, fallbacks
+        case id, provider, request, fallbacks, stream
         case enqueuedAt = "enqueued_at"
         case replyTo = "reply_to"
     }
@@ -125,20 +129,25 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var httpStatus: Int?
     public var latencyMs: Int
     public var error: String?
+    /// Milliseconds from the start of a streamed call to its first delta; `nil` for calls that were not streamed
+    /// or produced no delta.
+    public var timeToFirstTokenMs: Int?
 
-    public init(provider: String, model: String, outcome: String, httpStatus: Int?, latencyMs: Int, error: String?) {
+    public init(provider: String, model: String, outcome: String, httpStatus: Int?, latencyMs: Int, error: String?, timeToFirstTokenMs: Int? = nil) {
         self.provider = provider
         self.model = model
         self.outcome = outcome
         self.httpStatus = httpStatus
         self.latencyMs = latencyMs
         self.error = error
+        self.timeToFirstTokenMs = timeToFirstTokenMs
     }
 
     enum CodingKeys: String, CodingKey {
         case provider, model, outcome, error
         case httpStatus = "http_status"
         case latencyMs = "latency_ms"
+        case timeToFirstTokenMs = "time_to_first_token_ms"
     }
 }
 

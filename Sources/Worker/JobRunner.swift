@@ -29,7 +29,10 @@ public struct JobRunner: Sendable {
         public var model: String
     }
 
-    public func run(_ envelope: JobEnvelope, logger: Logger) async -> Run {
+    /// - Parameter relay: when given, each model is called with streaming and its deltas go to `relay` as they
+    ///   arrive. Once a delta was relayed the job is committed to that call: a failure then fails the job, without
+    ///   a retry or fallback that would repeat text the client already has.
+    public func run(_ envelope: JobEnvelope, logger: Logger, relay: DeltaRelay? = nil) async -> Run {
         let chain = [ModelRef(provider: envelope.provider, model: envelope.request.model)] + envelope.fallbacks
         var attempts: [AttemptRecord] = []
         var lastError = UpstreamError(errorClass: .client, status: nil, message: "no model to try")
@@ -52,23 +55,47 @@ public struct JobRunner: Sendable {
             chat.model = reference.model
             for attempt in 1...maxAttempts {
                 let started = ContinuousClock.now
-                do {
-                    let completion = try await client.complete(chat, adapter: adapter)
-                    attempts.append(AttemptRecord(provider: reference.provider, model: reference.model, outcome: "ok", httpStatus: 200, latencyMs: started.millisecondsSince, error: nil))
-                    return Run(outcome: .completed(completion), attempts: attempts, provider: reference.provider, model: completion.model)
-                } catch {
-                    lastError = error
-                    attempts.append(AttemptRecord(
-                        provider: reference.provider, model: reference.model, outcome: error.errorClass.rawValue,
-                        httpStatus: error.status, latencyMs: started.millisecondsSince, error: error.message))
-                    logger.info("Provider call failed", metadata: [
-                        "job_id": "\(envelope.id)", "provider": "\(reference.provider)", "attempt": "\(attempt)",
-                        "class": "\(error.errorClass.rawValue)", "status": "\(error.status.map(String.init) ?? "-")",
-                    ])
-                    guard error.isRetryable, attempt < maxAttempts, !Task.isCancelled else { break }
-                    let delay = backoff.delay(attempt: attempt, retryAfter: error.retryAfter)
-                    try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                let result: Result<(ChatCompletion, Duration?), AttemptFailure>
+                if let relay {
+                    do {
+                        let streamed = try await client.stream(chat, adapter: adapter, relay: relay)
+                        result = .success((streamed.completion, streamed.timeToFirstToken))
+                    } catch {
+                        result = .failure(AttemptFailure(error: error.error, timeToFirstToken: error.timeToFirstToken, relayedDeltas: error.relayedDeltas))
+                    }
+                } else {
+                    do {
+                        result = .success((try await client.complete(chat, adapter: adapter), nil))
+                    } catch {
+                        result = .failure(AttemptFailure(error: error, timeToFirstToken: nil, relayedDeltas: false))
+                    }
                 }
+                let failure: AttemptFailure
+                switch result {
+                case .success(let (completion, timeToFirstToken)):
+                    attempts.append(AttemptRecord(
+                        provider: reference.provider, model: reference.model, outcome: "ok", httpStatus: 200,
+                        latencyMs: started.millisecondsSince, error: nil, timeToFirstTokenMs: timeToFirstToken?.milliseconds))
+                    return Run(outcome: .completed(completion), attempts: attempts, provider: reference.provider, model: completion.model)
+                case .failure(let value):
+                    failure = value
+                }
+                let error = failure.error
+                lastError = error
+                attempts.append(AttemptRecord(
+                    provider: reference.provider, model: reference.model, outcome: error.errorClass.rawValue,
+                    httpStatus: error.status, latencyMs: started.millisecondsSince, error: error.message,
+                    timeToFirstTokenMs: failure.timeToFirstToken?.milliseconds))
+                logger.info("Provider call failed", metadata: [
+                    "job_id": "\(envelope.id)", "provider": "\(reference.provider)", "attempt": "\(attempt)",
+                    "class": "\(error.errorClass.rawValue)", "status": "\(error.status.map(String.init) ?? "-")",
+                ])
+                if failure.relayedDeltas {
+                    return Run(outcome: .failed(Self.failure(error)), attempts: attempts, provider: reference.provider, model: reference.model)
+                }
+                guard error.isRetryable, attempt < maxAttempts, !Task.isCancelled else { break }
+                let delay = backoff.delay(attempt: attempt, retryAfter: error.retryAfter)
+                try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
             }
         }
         let last = chain.last!
@@ -90,6 +117,14 @@ public struct JobRunner: Sendable {
         let prefix = error.status.map { "upstream returned HTTP \($0): " } ?? ""
         return JobFailure(message: prefix + error.message, type: "upstream_error", code: code, providerStatus: error.status)
     }
+}
+
+/// One failed call, with its time to first token when it streamed.
+struct AttemptFailure: Error {
+    var error: UpstreamError
+    var timeToFirstToken: Duration?
+    /// A streamed call that already relayed deltas is not retried.
+    var relayedDeltas: Bool
 }
 
 extension ContinuousClock.Instant {

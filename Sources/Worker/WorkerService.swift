@@ -16,6 +16,8 @@ public final class WorkerService: Service, Sendable {
     let store: ResultStore
     let runner: JobRunner
     let logger: Logger
+    /// The jobs' event streams: lifecycle events, and the deltas of streamed jobs.
+    let events: JobEventLog
 
     public init(
         workerID: String,
@@ -33,6 +35,7 @@ public final class WorkerService: Service, Sendable {
         self.store = store
         self.runner = runner
         self.logger = logger
+        self.events = JobEventLog(redis: store.redis, ttl: configuration.jobEventsTTL, maxLength: configuration.jobEventsMaxLength)
     }
 
     public func run() async throws {
@@ -117,8 +120,10 @@ public final class WorkerService: Service, Sendable {
             break
         }
 
+        await appendEvent(envelope.id, .started, JobEventStatus(id: envelope.id, status: .inProgress), logger: logger)
+        let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
         let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
-            group.addTask { await self.runner.run(envelope, logger: logger) }
+            group.addTask { await self.runner.run(envelope, logger: logger, relay: relay) }
             group.addTask { await self.keepLease(envelope.id, leaseMs: leaseMs, logger: logger); return nil }
             var result: JobRunner.Run?
             while let next = await group.next() {
@@ -142,12 +147,32 @@ public final class WorkerService: Service, Sendable {
                 if case .failed(let failure) = run.outcome, ended {
                     await deadLetter(message, reason: failure.message, attempts: run.attempts)
                 }
+                if ended {
+                    let status: JobStatus = if case .completed = run.outcome { .completed } else { .failed }
+                    await appendEvent(envelope.id, status == .completed ? .completed : .failed,
+                                      JobEventStatus(id: envelope.id, status: status, provider: run.provider, model: run.model), logger: logger)
+                }
                 logger.debug("Job finished", metadata: ["outcome": "\(ended ? "recorded" : "duplicate")"])
                 return true
             } catch {
                 guard await pause(attempt: attempt, reason: "finish", error: error, logger: logger) else { return false }
             }
         }
+    }
+
+    /// Appends to the job's event stream. Best effort: the job record stays the source of truth, and readers of the
+    /// stream fall back to it when an event is missing.
+    func appendEvent(_ id: String, _ type: JobEventType, _ payload: some Encodable & Sendable, logger: Logger) async {
+        do {
+            try await events.append(jobID: id, type: type, payload)
+        } catch {
+            logger.debug("Job event not written", metadata: ["type": "\(type.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    /// Sends a streamed job's deltas to its event stream, in order, as they arrive.
+    func deltaRelay(for id: String, logger: Logger) -> DeltaRelay {
+        { delta in await self.appendEvent(id, .delta, delta, logger: logger) }
     }
 
     /// Renews the lease until cancelled.
