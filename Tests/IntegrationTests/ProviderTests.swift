@@ -11,7 +11,8 @@ extension Integration {
 
         /// Mock, one worker consuming every provider's topic, and an ingress.
         static func start(extra: [String: String] = [:]) async throws -> GatewayStack {
-            let stack = try GatewayStack(extra: extra)
+            // These tests are about providers, not tenancy: every caller is anonymous.
+            let stack = try GatewayStack(extra: ["LLMGW_AUTH": "disabled"].merging(extra) { $1 })
             try await stack.startMock()
             try await stack.startWorker(providers: allProviders)
             try await stack.startIngress()
