@@ -7,6 +7,7 @@ import Protocol
 import Redis
 import ResultStore
 import ServiceLifecycle
+import Telemetry
 
 struct IngressCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ingress", abstract: "Run the HTTP ingress.")
@@ -23,6 +24,9 @@ struct IngressCommand: AsyncParsableCommand {
         let configuration = try common.load(extra: ["LLMGW_HTTP_HOST": host, "LLMGW_HTTP_PORT": port.map(String.init)])
         LLMGateway.installExecutor()
         let logger = Logger(label: "llm-gateway.ingress")
+        let tracing = bootstrapTracing(serviceName: "llm-gateway-ingress", configuration: configuration, logger: logger)
+        let metrics = GatewayMetrics()
+        metrics.registerIngress()
         let endpoint = configuration.redisSettings
         let redis = RedisClient(endpoint: endpoint, connections: 4, timeoutMs: configuration.redisTimeoutMs, logger: logger)
         let store = ResultStore(redis: redis, resultTTL: configuration.resultTTL)
@@ -31,7 +35,7 @@ struct IngressCommand: AsyncParsableCommand {
             instanceID: instanceID(role: "ingress"), store: store, endpoint: endpoint,
             timeoutMs: configuration.redisTimeoutMs, logger: logger)
         let streamReader = RedisStreamReader(endpoint: endpoint, timeoutMs: configuration.redisTimeoutMs, logger: logger)
-        let jobs = JobService(configuration: configuration, store: store, producer: producer, waiters: waiters, feed: JobEventFeed(reader: streamReader), logger: logger)
+        let jobs = JobService(configuration: configuration, store: store, producer: producer, waiters: waiters, metrics: metrics, feed: JobEventFeed(reader: streamReader), logger: logger)
         let routes = IngressRoutes(jobs: jobs) {
             async let redisUp = redis.ping()
             async let brokerUp = producer.isBrokerReachable()
@@ -50,7 +54,7 @@ struct IngressCommand: AsyncParsableCommand {
             redis.shutdown()
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: resources), .init(service: app)],
+            services: Array([tracing].compactMap { $0 }) + [.init(service: resources), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

@@ -6,11 +6,14 @@ import Logging
 struct JSONLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level
+    /// Adds the current span's `trace_id` and `span_id`.
+    var metadataProvider: Logger.MetadataProvider?
     let label: String
 
-    init(label: String, level: Logger.Level) {
+    init(label: String, level: Logger.Level, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.logLevel = level
+        self.metadataProvider = metadataProvider
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -25,7 +28,11 @@ struct JSONLogHandler: LogHandler {
             "msg": "\(event.message)",
             "label": label,
         ]
-        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
+        var merged = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty {
+            merged.merge(provided) { $1 }
+        }
+        for (key, value) in merged.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             // Hummingbird names its request id `hb.request.id`.
             object[key == "hb.request.id" ? "request_id" : key] = Self.unpack(value)
         }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import Protocol
+import ServiceLifecycle
+import Telemetry
 
 /// Flags shared by the commands that talk to Redis and Kafka. A flag wins over its environment variable.
 struct CommonOptions: ParsableArguments {
@@ -36,10 +38,26 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-/// Installs the JSON log handler once per process.
+/// Installs the JSON log handler once per process. Lines written inside a span carry its `trace_id`.
 func bootstrapLogging(level: String) {
     let level = Logger.Level(rawValue: level) ?? .info
-    LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+    LoggingSystem.bootstrap(
+        { label, provider in JSONLogHandler(label: label, level: level, metadataProvider: provider) },
+        metadataProvider: GatewayTracing.loggingMetadataProvider)
+}
+
+/// Installs the OpenTelemetry tracer once per process. Returns the service that exports spans by OTLP (when
+/// configured) and flushes them at shutdown; list it first in the `ServiceGroup` so that it stops last.
+func bootstrapTracing(serviceName: String, configuration: GatewayConfiguration, logger: Logger) -> ServiceGroupConfiguration.ServiceConfiguration? {
+    do {
+        let backend = try GatewayTracing.makeTracer(serviceName: serviceName, tracesEndpoint: configuration.otlpTracesEndpoint, logger: logger)
+        GatewayTracing.bootstrap(backend.tracer)
+        logger.info("Tracing", metadata: ["otlp_traces_endpoint": "\(configuration.otlpTracesEndpoint ?? "none")"])
+        return .init(service: backend.service)
+    } catch {
+        logger.warning("Tracing disabled", metadata: ["error": "\(error)"])
+        return nil
+    }
 }
 
 /// A process-unique id: host, pid and a random suffix.

@@ -6,6 +6,7 @@ import Protocol
 import Redis
 import ResultStore
 import ServiceLifecycle
+import Telemetry
 import Worker
 
 struct WorkerCommand: AsyncParsableCommand {
@@ -36,6 +37,9 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         LLMGateway.installExecutor()
         let logger = Logger(label: "llm-gateway.worker")
+        let tracing = bootstrapTracing(serviceName: "llm-gateway-worker", configuration: configuration, logger: logger)
+        let metrics = GatewayMetrics()
+        metrics.registerWorker(providers: ids)
         let redis = RedisClient(endpoint: configuration.redisSettings, connections: 4, timeoutMs: configuration.redisTimeoutMs, logger: logger)
         let store = ResultStore(redis: redis, resultTTL: configuration.resultTTL)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
@@ -57,7 +61,7 @@ struct WorkerCommand: AsyncParsableCommand {
             consumers.append(consumer)
             services.append(.init(service: WorkerService(
                 workerID: workerID, configuration: configuration, consumer: consumer, producer: producer,
-                store: store, runner: runner, logger: logger)))
+                store: store, runner: runner, metrics: metrics, logger: logger)))
         }
         reportMissingKeys(configuration, providers: ids, logger: logger)
         let resources = ShutdownHook(logger: logger) {
@@ -65,9 +69,11 @@ struct WorkerCommand: AsyncParsableCommand {
             producer.shutdown()
             redis.shutdown()
         }
-        var all: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: resources)] + services
+        // Dependency-first: the tracer stops last (flushing spans), the lag sampler before the consumers close.
+        var all: [ServiceGroupConfiguration.ServiceConfiguration] = [tracing].compactMap { $0 } + [.init(service: resources)] + services
+        all.append(.init(service: ConsumerLagSampler(consumers: consumers, metrics: metrics, logger: logger)))
         if configuration.workerHTTPPort != 0 {
-            let probes = WorkerProbes(redis: redis, consumers: consumers)
+            let probes = WorkerProbes(redis: redis, consumers: consumers, metrics: metrics)
             all.append(.init(service: Application(
                 router: probes.makeRouter(),
                 configuration: .init(address: .hostname(configuration.httpHost, port: configuration.workerHTTPPort), serverName: "llm-gateway-worker"),

@@ -3,6 +3,8 @@ import Kafka
 import Logging
 import Protocol
 import ResultStore
+import Telemetry
+import Tracing
 
 /// Accepts jobs: records them in Redis, produces them to their provider's topic, and waits for results.
 public struct JobService: Sendable {
@@ -10,6 +12,7 @@ public struct JobService: Sendable {
     public let store: ResultStore
     public let producer: KafkaProducer
     public let waiters: JobWaiters
+    public let metrics: GatewayMetrics
     /// Follows jobs' event streams for the streaming routes.
     public let feed: JobEventFeed
     let logger: Logger
@@ -20,11 +23,12 @@ public struct JobService: Sendable {
         return encoder
     }()
 
-    public init(configuration: GatewayConfiguration, store: ResultStore, producer: KafkaProducer, waiters: JobWaiters, feed: JobEventFeed, logger: Logger) {
+    public init(configuration: GatewayConfiguration, store: ResultStore, producer: KafkaProducer, waiters: JobWaiters, metrics: GatewayMetrics, feed: JobEventFeed, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.producer = producer
         self.waiters = waiters
+        self.metrics = metrics
         self.feed = feed
         self.logger = logger
     }
@@ -79,9 +83,7 @@ public struct JobService: Sendable {
             throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
         }
         let registration = wait ? waiters.register(id) : nil
-        do {
-            try await producer.send(topic: Topics.jobs(provider: job.provider), key: Array(id.utf8), value: payload)
-        } catch {
+        if let error = await enqueue(id: id, topic: Topics.jobs(provider: job.provider), payload: payload) {
             if let registration { waiters.cancel(registration) }
             logger.warning("Job not enqueued: broker unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
             // The client gets a 503 and no id, so the record must not linger as `queued`.
@@ -92,10 +94,31 @@ public struct JobService: Sendable {
         return Accepted(record: record, registration: registration)
     }
 
+    /// Produces a job record in a producer span whose `traceparent` travels in the record's headers, so that the
+    /// worker's span joins the request's trace. Returns the error when the broker did not acknowledge it.
+    private func enqueue(id: String, topic: String, payload: [UInt8]) async -> KafkaError? {
+        await withSpan("\(topic) publish", ofKind: .producer) { span -> KafkaError? in
+            span.attributes["messaging.system"] = "kafka"
+            span.attributes["messaging.destination.name"] = topic
+            span.attributes["messaging.message.id"] = id
+            let started = ContinuousClock.now
+            do throws(KafkaError) {
+                try await producer.send(topic: topic, key: Array(id.utf8), value: payload, headers: span.context.kafkaHeaders())
+                metrics.enqueue(duration: ContinuousClock.now - started)
+                return nil
+            } catch {
+                span.recordError(error)
+                return error
+            }
+        }
+    }
+
     /// Waits for an accepted job; returns its final record, or `nil` when the wait timed out.
     public func result(of accepted: Accepted, timeout: Double) async throws(GatewayError) -> JobRecord? {
         guard let registration = accepted.registration else { return nil }
+        let waitStarted = ContinuousClock.now
         let finished = await waiters.wait(for: registration, timeout: .milliseconds(Int64(timeout * 1000)))
+        metrics.syncWait(duration: ContinuousClock.now - waitStarted)
         guard finished else { return nil }
         return try await record(id: accepted.record.id)
     }

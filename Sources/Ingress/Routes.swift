@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Protocol
+import Telemetry
 
 /// The ingress HTTP API.
 public struct IngressRoutes: Sendable {
@@ -18,7 +19,11 @@ public struct IngressRoutes: Sendable {
 
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.middlewares.add(HTTPMetricsMiddleware(metrics: jobs.metrics))
+        router.middlewares.add(TracingMiddleware())
+        router.middlewares.add(LogRequestsMiddleware(.debug))
         router.middlewares.add(OpenAIErrorMiddleware())
+        router.get("/metrics") { _, _ in jobs.metrics.response() }
         router.get("/healthz") { _, _ in HTTPSupport.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in
             let state = await readiness()

@@ -113,6 +113,13 @@ public struct GatewayConfiguration: Sendable {
     public var kafkaDebug: String?
     /// `LLMGW_LOG_LEVEL`: trace, debug, info, notice, warning, error or critical; default info.
     public var logLevel = "info"
+    /// `LLMGW_LOG_PROMPTS`: log each job's messages at debug level, default false. Prompts are never logged
+    /// otherwise, whatever the level.
+    public var logPrompts = false
+    /// The OTLP/HTTP URL that receives spans: `LLMGW_OTLP_ENDPOINT` (a base URL, `/v1/traces` is appended), else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as is), else `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL). `nil` exports
+    /// no spans; trace context still propagates.
+    public var otlpTracesEndpoint: String?
     /// `LLMGW_OPENAI_COMPATIBLE`: extra OpenAI-compatible providers by id (`vllm,ollama`), each read from
     /// `<ID>_BASE_URL`, `<ID>_API_KEY` and `<ID>_DEFAULT_MODEL`.
     public var providers: [String: ProviderSettings] = [:]
@@ -168,6 +175,13 @@ public struct GatewayConfiguration: Sendable {
         }
         configuration.jobEventsTTL = try reader.integer("LLMGW_JOB_EVENTS_TTL_SECONDS", in: 1...(7 * 86_400)) ?? configuration.jobEventsTTL
         configuration.jobEventsMaxLength = try reader.integer("LLMGW_JOB_EVENTS_MAX_LENGTH", in: 100...1_000_000) ?? configuration.jobEventsMaxLength
+        if let raw = reader.string("LLMGW_LOG_PROMPTS") {
+            guard let value = ["true": true, "1": true, "false": false, "0": false][raw.lowercased()] else {
+                throw ConfigurationError(variable: "LLMGW_LOG_PROMPTS", message: "expected true or false, got '\(raw)'")
+            }
+            configuration.logPrompts = value
+        }
+        configuration.otlpTracesEndpoint = try otlpTracesEndpoint(reader)
         if configuration.syncTimeout > configuration.syncTimeoutMax {
             throw ConfigurationError(variable: "LLMGW_SYNC_TIMEOUT_SECONDS", message: "must not exceed LLMGW_SYNC_TIMEOUT_MAX_SECONDS (\(configuration.syncTimeoutMax))")
         }
@@ -216,6 +230,26 @@ public struct GatewayConfiguration: Sendable {
         configuration.models = try ModelCatalog.parse(
             aliases: reader.string("LLMGW_MODEL_ALIASES"), groups: reader.string("LLMGW_MODEL_GROUPS"), providers: configuration.providers)
         return configuration
+    }
+
+    static func otlpTracesEndpoint(_ reader: EnvironmentReader) throws(ConfigurationError) -> String? {
+        for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+            if let value = reader.string(name), !["http/protobuf", "http/json"].contains(value) {
+                throw ConfigurationError(variable: name, message: "this build exports OTLP over HTTP only (http/protobuf), got '\(value)'")
+            }
+        }
+        let candidates: [(name: String, isBase: Bool)] = [
+            ("LLMGW_OTLP_ENDPOINT", true), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", false), ("OTEL_EXPORTER_OTLP_ENDPOINT", true),
+        ]
+        for (name, isBase) in candidates {
+            guard let value = reader.string(name) else { continue }
+            guard value.hasPrefix("http://") || value.hasPrefix("https://"), value.split(separator: "/").count >= 2 else {
+                throw ConfigurationError(variable: name, message: "expected an http:// or https:// URL, got '\(value)'")
+            }
+            guard isBase, !value.hasSuffix("/v1/traces") else { return value }
+            return value.hasSuffix("/") ? value + "v1/traces" : value + "/v1/traces"
+        }
+        return nil
     }
 
     /// The environment variable prefix of a provider id: `hf` → `HF`, `my-vllm` → `MY_VLLM`.

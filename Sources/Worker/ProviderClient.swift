@@ -4,6 +4,8 @@ import NIOCore
 import NIOHTTP1
 import Protocol
 import Providers
+import Telemetry
+import Tracing
 
 /// Calls providers over HTTP with a deadline per phase: connect, first byte, and total.
 public struct ProviderClient: Sendable {
@@ -34,9 +36,24 @@ public struct ProviderClient: Sendable {
         self.timeouts = timeouts
     }
 
-    /// One non-streamed call.
+    /// One non-streamed call, in a client span whose `traceparent` goes to the provider.
     /// - Throws: `UpstreamError`, classified.
     public func complete(_ chat: ChatRequest, adapter: any ProviderAdapter) async throws(UpstreamError) -> ChatCompletion {
+        let result: Result<ChatCompletion, UpstreamError> = await withSpan("\(adapter.settings.id) chat", ofKind: .client) { span in
+            span.attributes["gen_ai.system"] = adapter.settings.id
+            span.attributes["gen_ai.request.model"] = chat.model
+            do throws(UpstreamError) {
+                return .success(try await completeInSpan(chat, adapter: adapter))
+            } catch {
+                span.attributes["error.type"] = error.errorClass.rawValue
+                span.setStatus(.init(code: .error, message: error.errorClass.rawValue))
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func completeInSpan(_ chat: ChatRequest, adapter: any ProviderAdapter) async throws(UpstreamError) -> ChatCompletion {
         let upstream: UpstreamRequest
         do {
             upstream = try adapter.request(for: chat, stream: false)
@@ -61,7 +78,7 @@ public struct ProviderClient: Sendable {
     private func send(_ upstream: UpstreamRequest, provider: String) async throws(UpstreamError) -> (Int, [(name: String, value: String)], [UInt8]) {
         var request = HTTPClientRequest(url: upstream.url)
         request.method = HTTPMethod(rawValue: upstream.method)
-        for header in upstream.headers { request.headers.add(name: header.name, value: header.value) }
+        for header in Self.traced(upstream.headers) { request.headers.add(name: header.name, value: header.value) }
         request.body = .bytes(ByteBuffer(bytes: upstream.body))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeouts.total * 1000))
         do {
@@ -78,6 +95,13 @@ public struct ProviderClient: Sendable {
         } catch {
             throw UpstreamError(errorClass: .connect, status: nil, message: "\(provider) is unreachable")
         }
+    }
+
+    /// The headers plus the current span's `traceparent`, so that a provider that traces joins the job's trace.
+    static func traced(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
+        var headers = headers
+        InstrumentationSystem.instrument.inject(ServiceContext.current ?? .topLevel, into: &headers, using: HTTPHeaderListInjector())
+        return headers
     }
 
     static func classify(_ error: HTTPClientError, provider: String) -> UpstreamError {

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import Protocol
 import Providers
+import Tracing
 
 /// Receives a streamed call's deltas as they arrive.
 public typealias DeltaRelay = @Sendable (ChatDelta) async -> Void
@@ -28,6 +29,23 @@ extension ProviderClient {
     /// before the next bytes are read, so nothing is buffered.
     /// - Throws: `StreamFailure`, with the classified `UpstreamError`.
     public func stream(_ chat: ChatRequest, adapter: any ProviderAdapter, relay: DeltaRelay) async throws(StreamFailure) -> StreamedCompletion {
+        // A client span, like `complete`'s, whose `traceparent` goes to the provider.
+        let result: Result<StreamedCompletion, StreamFailure> = await withSpan("\(adapter.settings.id) chat", ofKind: .client) { span in
+            span.attributes["gen_ai.system"] = adapter.settings.id
+            span.attributes["gen_ai.request.model"] = chat.model
+            span.attributes["gen_ai.request.stream"] = true
+            do throws(StreamFailure) {
+                return .success(try await streamInSpan(chat, adapter: adapter, relay: relay))
+            } catch {
+                span.attributes["error.type"] = error.error.errorClass.rawValue
+                span.setStatus(.init(code: .error, message: error.error.errorClass.rawValue))
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func streamInSpan(_ chat: ChatRequest, adapter: any ProviderAdapter, relay: DeltaRelay) async throws(StreamFailure) -> StreamedCompletion {
         let provider = adapter.settings.id
         let upstream: UpstreamRequest
         do {
@@ -39,7 +57,7 @@ extension ProviderClient {
         }
         var request = HTTPClientRequest(url: upstream.url)
         request.method = HTTPMethod(rawValue: upstream.method)
-        for header in upstream.headers { request.headers.add(name: header.name, value: header.value) }
+        for header in Self.traced(upstream.headers) { request.headers.add(name: header.name, value: header.value) }
         request.body = .bytes(ByteBuffer(bytes: upstream.body))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeouts.total * 1000))
         let started = ContinuousClock.now

@@ -1,19 +1,25 @@
 import Hummingbird
 import Kafka
 import Redis
+import Telemetry
 
-/// The worker's `/healthz` and `/readyz`.
+/// The worker's `/healthz`, `/readyz` and `/metrics`.
 public struct WorkerProbes: Sendable {
     let redis: RedisClient
     let consumers: [KafkaConsumer]
+    let metrics: GatewayMetrics
 
-    public init(redis: RedisClient, consumers: [KafkaConsumer]) {
+    public init(redis: RedisClient, consumers: [KafkaConsumer], metrics: GatewayMetrics) {
         self.redis = redis
         self.consumers = consumers
+        self.metrics = metrics
     }
 
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: GatewayMetrics.contentType], body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }

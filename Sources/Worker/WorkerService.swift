@@ -4,6 +4,8 @@ import Logging
 import Protocol
 import ResultStore
 import ServiceLifecycle
+import Telemetry
+import Tracing
 
 /// Consumes the job topics of some providers and runs each job once: claim it with a lease, call the provider,
 /// persist the outcome, and only then let the record's offset be committed (at-least-once, with redeliveries of
@@ -15,6 +17,7 @@ public final class WorkerService: Service, Sendable {
     let producer: KafkaProducer
     let store: ResultStore
     let runner: JobRunner
+    let metrics: GatewayMetrics
     let logger: Logger
     /// The jobs' event streams: lifecycle events, and the deltas of streamed jobs.
     let events: JobEventLog
@@ -26,6 +29,7 @@ public final class WorkerService: Service, Sendable {
         producer: KafkaProducer,
         store: ResultStore,
         runner: JobRunner,
+        metrics: GatewayMetrics,
         logger: Logger
     ) {
         self.workerID = workerID
@@ -34,6 +38,7 @@ public final class WorkerService: Service, Sendable {
         self.producer = producer
         self.store = store
         self.runner = runner
+        self.metrics = metrics
         self.logger = logger
         self.events = JobEventLog(redis: store.redis, ttl: configuration.jobEventsTTL, maxLength: configuration.jobEventsMaxLength)
     }
@@ -78,13 +83,23 @@ public final class WorkerService: Service, Sendable {
         do {
             envelope = try JSONDecoder().decode(JobEnvelope.self, from: Data(message.value))
         } catch {
-            await deadLetter(message, reason: "undecodable job record", attempts: [])
+            // The record key is the job id.
+            var logger = self.logger
+            logger[metadataKey: "job_id"] = message.key.map { .string(String(decoding: $0, as: UTF8.self)) }
+            await deadLetter(message, reason: "undecodable job record", attempts: [], logger: logger)
             consumer.finished(message)
             return
         }
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(envelope.id)"
-        if await process(envelope, message: message, logger: logger) {
+        // The job's span continues the trace of the request that enqueued it (`traceparent` in the record headers).
+        let finished = await withSpan("\(message.topic) process", context: .extracted(fromKafkaHeaders: message.headers), ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "kafka"
+            span.attributes["messaging.destination.name"] = message.topic
+            span.attributes["messaging.message.id"] = envelope.id
+            return await process(envelope, message: message, logger: logger)
+        }
+        if finished {
             consumer.finished(message)
         }
     }
@@ -119,6 +134,8 @@ public final class WorkerService: Service, Sendable {
             }
             break
         }
+        let started = recordStarted(envelope, logger: logger)
+        defer { metrics.jobsInFlight(provider: envelope.provider, -1) }
 
         await appendEvent(envelope.id, .started, JobEventStatus(id: envelope.id, status: .inProgress), logger: logger)
         let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
@@ -145,8 +162,9 @@ public final class WorkerService: Service, Sendable {
                     id: envelope.id, worker: workerID, outcome: run.outcome, attemptLog: run.attempts,
                     provider: run.provider, model: run.model, now: Date().timeIntervalSince1970)
                 if case .failed(let failure) = run.outcome, ended {
-                    await deadLetter(message, reason: failure.message, attempts: run.attempts)
+                    await deadLetter(message, reason: failure.message, attempts: run.attempts, logger: logger)
                 }
+                if ended { recordEnded(envelope, run: run, started: started) }
                 if ended {
                     let status: JobStatus = if case .completed = run.outcome { .completed } else { .failed }
                     await appendEvent(envelope.id, status == .completed ? .completed : .failed,
@@ -201,7 +219,7 @@ public final class WorkerService: Service, Sendable {
     }
 
     /// Sends a record that cannot complete to the dead-letter topic, with its error and attempt history.
-    func deadLetter(_ message: KafkaMessage, reason: String, attempts: [AttemptRecord]) async {
+    func deadLetter(_ message: KafkaMessage, reason: String, attempts: [AttemptRecord], logger: Logger) async {
         let letter = DeadLetter(
             topic: message.topic, partition: message.partition, offset: message.offset,
             key: message.key.map { String(decoding: $0, as: UTF8.self) },

@@ -115,6 +115,8 @@ final class GatewayStack: @unchecked Sendable {
     let mockPort: Int
     private(set) var children: [ChildProcess] = []
     private(set) var workers: [ChildProcess] = []
+    /// Each worker's HTTP port (`/healthz`, `/readyz`, `/metrics`), in the order of `workers`.
+    private(set) var workerHTTPPorts: [Int] = []
     private(set) var ingress: ChildProcess?
 
     var baseURL: String { "http://127.0.0.1:\(ingressPort)" }
@@ -163,6 +165,7 @@ final class GatewayStack: @unchecked Sendable {
             environment: environment.merging(["LLMGW_WORKER_HTTP_PORT": String(port)].merging(extra) { $1 }) { $1 })
         children.append(worker)
         workers.append(worker)
+        workerHTTPPorts.append(port)
         try await waitFor("worker partitions assigned", timeout: .seconds(60)) {
             guard let body = try? await HTTP.get("http://127.0.0.1:\(port)/readyz"), body.status == 200 else { return false }
             return (body.json?["assigned_partitions"] as? Int ?? 0) > 0
