@@ -40,6 +40,8 @@ export LLMGW_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export LLMGW_KAFKA_BROKERS="127.0.0.1:$broker_port"
 export LLMGW_HTTP_PORT="$http_port"
 export LLMGW_WORKER_HTTP_PORT="$worker_port"
+# The admin API (/admin/keys, /admin/usage) gets a token of this run unless one is set.
+export LLMGW_ADMIN_TOKEN="${LLMGW_ADMIN_TOKEN:-dev-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')}"
 mock="http://127.0.0.1:$mock_port"
 # Providers without a real key go to the mock provider, which speaks their wire format.
 for id in OPENAI ANTHROPIC GEMINI GROQ OPENROUTER HF MISTRAL COHERE; do
@@ -63,14 +65,21 @@ pids+=($!)
 pids+=($!)
 wait_for_port "$http_port"
 until curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1; do sleep 0.2; done
+# Auth is on: a development key for the curl below (its secret exists only in this output).
+dev_key="$("$binary" keys create --name "make-run $(date -u +%FT%TZ)" --json 2>>"$run_dir/keys.log" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')"
 
 cat <<TXT
 
 llm-gateway is running on http://127.0.0.1:$http_port (logs in $run_dir/). Try:
 
   curl -s http://127.0.0.1:$http_port/gateway/query \\
+    -H 'Authorization: Bearer $dev_key' \\
     -H 'Content-Type: application/json' \\
     -d '{"provider":"openai","prompt":"Hello from the queue"}'
+
+Admin API token (LLMGW_ADMIN_TOKEN): $LLMGW_ADMIN_TOKEN
+  curl -s http://127.0.0.1:$http_port/admin/usage -H "Authorization: Bearer \$LLMGW_ADMIN_TOKEN"
 
 Ctrl-C stops everything.
 TXT

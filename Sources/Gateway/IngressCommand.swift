@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Hummingbird
 import Ingress
 import Kafka
@@ -36,7 +37,27 @@ struct IngressCommand: AsyncParsableCommand {
             timeoutMs: configuration.redisTimeoutMs, logger: logger)
         let streamReader = RedisStreamReader(endpoint: endpoint, timeoutMs: configuration.redisTimeoutMs, logger: logger)
         let jobs = JobService(configuration: configuration, store: store, producer: producer, waiters: waiters, metrics: metrics, feed: JobEventFeed(reader: streamReader), logger: logger)
-        let routes = IngressRoutes(jobs: jobs) {
+        let jwt: JWTVerifier?
+        do {
+            jwt = try JWTVerifier(configuration: configuration.tenancy)
+        } catch {
+            FileHandle.standardError.write(Data("llm-gateway: configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let authenticator = Authenticator(
+            keys: KeyStore(redis: redis), jwt: jwt, configuration: configuration.tenancy, endpoint: endpoint,
+            timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let tenancy = TenancyGate(
+            authenticator: authenticator, usage: UsageStore(redis: redis), cache: ResponseCache(redis: redis),
+            configuration: configuration.tenancy,
+            events: .init(
+                cacheLookup: { metrics.cacheRequest(hit: $0) },
+                rejection: { metrics.rejection(reason: $0 ? .overBudget : .rateLimited) }),
+            logger: logger)
+        if !configuration.tenancy.authEnabled {
+            logger.warning("Authentication is disabled (LLMGW_AUTH=disabled): every caller is the tenant 'anonymous'")
+        }
+        let routes = IngressRoutes(jobs: jobs, tenancy: tenancy) {
             async let redisUp = redis.ping()
             async let brokerUp = producer.isBrokerReachable()
             return (await redisUp, await brokerUp)
@@ -49,6 +70,7 @@ struct IngressCommand: AsyncParsableCommand {
         reportMissingKeys(configuration, providers: Array(configuration.providers.keys), logger: logger)
         let resources = ShutdownHook(logger: logger) {
             waiters.shutdown()
+            authenticator.shutdown()
             streamReader.shutdown()
             producer.shutdown()
             redis.shutdown()

@@ -7,7 +7,7 @@ struct LLMGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm-gateway",
         abstract: "An LLM API gateway built around a message queue.",
-        subcommands: [IngressCommand.self, WorkerCommand.self, MockProviderCommand.self]
+        subcommands: [IngressCommand.self, WorkerCommand.self, MockProviderCommand.self, KeysCommand.self]
     )
 
     /// Runs Swift Concurrency on NIO's event loops, which removes a thread hop per request.

@@ -53,7 +53,7 @@ public struct JobService: Sendable {
         let now = Date().timeIntervalSince1970
         let id = JobID.make(milliseconds: UInt64(now * 1000))
         let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
-        let envelope = JobEnvelope(
+        var envelope = JobEnvelope(
             id: id,
             provider: job.provider,
             request: job.request,
@@ -62,6 +62,7 @@ public struct JobService: Sendable {
             replyTo: wait ? waiters.instanceID : nil,
             stream: stream ? true : nil
         )
+        envelope.tenancy = TenancyRequestState.jobTenancy
         let payload: [UInt8]
         do {
             payload = Array(try Self.encoder.encode(envelope))

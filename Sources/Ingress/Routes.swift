@@ -9,9 +9,12 @@ import Telemetry
 public struct IngressRoutes: Sendable {
     let jobs: JobService
     let readiness: @Sendable () async -> (redis: Bool, broker: Bool)
+    /// Authentication, rate limits, budgets and the response cache.
+    let tenancy: TenancyGate
 
-    public init(jobs: JobService, readiness: @escaping @Sendable () async -> (redis: Bool, broker: Bool)) {
+    public init(jobs: JobService, tenancy: TenancyGate, readiness: @escaping @Sendable () async -> (redis: Bool, broker: Bool)) {
         self.jobs = jobs
+        self.tenancy = tenancy
         self.readiness = readiness
     }
 
@@ -22,6 +25,7 @@ public struct IngressRoutes: Sendable {
         router.middlewares.add(HTTPMetricsMiddleware(metrics: jobs.metrics))
         router.middlewares.add(TracingMiddleware())
         router.middlewares.add(LogRequestsMiddleware(.debug))
+        router.middlewares.add(TenancyMiddleware(gate: tenancy))
         router.middlewares.add(OpenAIErrorMiddleware())
         router.get("/metrics") { _, _ in jobs.metrics.response() }
         router.get("/healthz") { _, _ in HTTPSupport.json(["status": "ok"]) }
@@ -39,6 +43,8 @@ public struct IngressRoutes: Sendable {
         router.post("/gateway/query") { request, context in try await query(request, context: context) }
         router.post("/v1/chat/completions") { request, context in try await chatCompletions(request, context: context) }
         router.get("/v1/models") { _, _ in listModels() }
+        AdminRoutes(keys: tenancy.authenticator.keys, usage: tenancy.usage, adminToken: configuration.tenancy.adminToken, maxBodyBytes: configuration.maxBodyBytes)
+            .register(on: router)
         return router
     }
 
@@ -47,6 +53,7 @@ public struct IngressRoutes: Sendable {
     func submitJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
         let job = try normalize(submission)
+        if let hit = try await tenancy.admit(job, headers: request.headers, streaming: submission.stream == true).cached { return hit.jobResponse() }
         let accepted = try await jobs.submit(job, wait: false, stream: submission.stream == true)
         var headers = HTTPFields()
         headers[.location] = "/gateway/jobs/\(accepted.record.id)"
@@ -65,6 +72,7 @@ public struct IngressRoutes: Sendable {
     func query(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
         let job = try normalize(submission)
+        if let hit = try await tenancy.admit(job, headers: request.headers, streaming: submission.stream == true).cached { return hit.queryResponse() }
         if submission.stream == true { return try await streamQuery(job) }
         let timeout = try jobs.syncTimeout(requested: submission.timeout)
         let accepted = try await jobs.submit(job, wait: true)
@@ -107,6 +115,7 @@ public struct IngressRoutes: Sendable {
             fallbacks.append(fallback)
         }
         let job = NormalizedJob(provider: reference.provider, request: chat, fallbacks: fallbacks)
+        if let hit = try await tenancy.admit(job, headers: request.headers, streaming: body.request.stream == true).cached { return hit.chatCompletionResponse() }
         if body.request.stream == true { return try await streamChatCompletion(job, includeUsage: body.includeUsage) }
         let accepted = try await jobs.submit(job, wait: true)
         guard let record = try await jobs.result(of: accepted, timeout: configuration.syncTimeout) else {

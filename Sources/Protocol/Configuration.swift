@@ -123,6 +123,8 @@ public struct GatewayConfiguration: Sendable {
     /// `LLMGW_OPENAI_COMPATIBLE`: extra OpenAI-compatible providers by id (`vllm,ollama`), each read from
     /// `<ID>_BASE_URL`, `<ID>_API_KEY` and `<ID>_DEFAULT_MODEL`.
     public var providers: [String: ProviderSettings] = [:]
+    /// Authentication, rate limits, budgets and the response cache (`LLMGW_AUTH`, `LLMGW_ADMIN_TOKEN`, …).
+    public var tenancy = TenancyConfiguration()
     /// `LLMGW_MODEL_ALIASES` (`fast=groq/llama-3.1-8b-instant,…`) and `LLMGW_MODEL_GROUPS`
     /// (`resilient=anthropic/claude-3-5-haiku-latest|openai/gpt-4o-mini,…`, primary then fallbacks); none by default.
     public var models = ModelCatalog()
@@ -182,6 +184,7 @@ public struct GatewayConfiguration: Sendable {
             configuration.logPrompts = value
         }
         configuration.otlpTracesEndpoint = try otlpTracesEndpoint(reader)
+        configuration.tenancy = try TenancyConfiguration.load(reader)
         if configuration.syncTimeout > configuration.syncTimeoutMax {
             throw ConfigurationError(variable: "LLMGW_SYNC_TIMEOUT_SECONDS", message: "must not exceed LLMGW_SYNC_TIMEOUT_MAX_SECONDS (\(configuration.syncTimeoutMax))")
         }

@@ -99,6 +99,9 @@ public struct JobEnvelope: Sendable, Codable {
     public var enqueuedAt: UInt64
     /// The notification channel of the ingress replica waiting on this job, if any.
     public var replyTo: String?
+    /// What the ingress charged the caller at admission, and where to cache the answer. Absent on records
+    /// written before tenancy existed.
+    public var tenancy: JobTenancy?
     /// When `true`, the worker calls the provider with streaming and relays each delta to the job's event stream
     /// (`RedisKeys.jobEvents`) as it arrives. Absent on records written before streaming existed.
     public var stream: Bool?
@@ -114,7 +117,7 @@ public struct JobEnvelope: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, provider, request, fallbacks, stream
+        case id, provider, request, fallbacks, stream, tenancy
         case enqueuedAt = "enqueued_at"
         case replyTo = "reply_to"
     }

@@ -24,6 +24,38 @@ public enum RedisKeys {
         public static let data = "data"
     }
 
+    // MARK: Tenancy
+
+    /// Hash of one API key: `secret_hash` (hex SHA-256 of the secret, never the secret) and `record`
+    /// (`APIKeyRecord` JSON).
+    public static func apiKey(_ id: String) -> String { "\(prefix)apikey:\(id)" }
+
+    /// Set of every API key's public id, for listing.
+    public static let apiKeyIndex = "\(prefix)apikeys"
+
+    /// Pub/sub channel on which a revoked key's public id is announced, so every ingress replica drops it from
+    /// its lookup cache at once.
+    public static let apiKeyRevocations = "\(prefix)apikeys:revoked"
+
+    /// Hash of a tenant's rate-limit state: the GCRA theoretical arrival times `req` and `tok`, in ms.
+    public static func rateLimit(tenant: String) -> String { "\(prefix)ratelimit:\(tenant)" }
+
+    /// Hash of a tenant's budget spend in one period (`2025-01-31` or `2025-01`): `tokens`, `cost_micros`.
+    public static func budget(tenant: String, period: String) -> String { "\(prefix)budget:\(tenant):\(period)" }
+
+    /// Hash of a tenant's usage on one UTC day, fields `<provider/model>|<counter>` (`requests`, `prompt_tokens`,
+    /// `completion_tokens`, `cost_micros`, `cache_hits`).
+    public static func usage(tenant: String, day: String) -> String { "\(prefix)usage:\(tenant):\(day)" }
+
+    /// Set of the tenants that have usage on one UTC day, for `GET /admin/usage`.
+    public static func usageTenants(day: String) -> String { "\(prefix)usage-tenants:\(day)" }
+
+    /// Marker that a job's usage was reconciled, so that a redelivered job is never accounted twice.
+    public static func jobSettled(_ id: String) -> String { "\(prefix)job:\(id):settled" }
+
+    /// A cached completion (`CachedResponse` JSON) in a cache namespace, by the request digest.
+    public static func responseCache(namespace: String, digest: String) -> String { "\(prefix)cache:\(namespace):\(digest)" }
+
     /// Fields of the job hash.
     public enum JobField {
         public static let status = "status"

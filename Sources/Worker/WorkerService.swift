@@ -152,6 +152,7 @@ public final class WorkerService: Service, Sendable {
             return result
         }
         guard let run, !Task.isCancelled else { return false }
+        await settleTenancy(envelope, run: run, logger: logger)
 
         // Persist the outcome; retry through Redis outages, since the offset must not move before it is stored.
         attempt = 0

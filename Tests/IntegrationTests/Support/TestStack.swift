@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 #if canImport(Glibc)
@@ -141,6 +142,7 @@ final class GatewayStack: @unchecked Sendable {
             "LLMGW_REDIS_TIMEOUT_MS": "1000",
             "LLMGW_PROVIDER_TIMEOUT_SECONDS": "5",
             "LLMGW_LOG_LEVEL": "info",
+            "LLMGW_ADMIN_TOKEN": GatewayStack.adminToken,
         ]
         for (id, path) in [("OPENAI", "/v1"), ("HF", "/v1"), ("MISTRAL", "/v1"), ("GROQ", "/openai/v1"), ("OPENROUTER", "/api/v1"),
                            ("ANTHROPIC", ""), ("GEMINI", ""), ("COHERE", "")] {
@@ -178,6 +180,45 @@ final class GatewayStack: @unchecked Sendable {
         children.append(ingress)
         self.ingress = ingress
         try await waitForHTTP("\(baseURL)/readyz")
+        try await authorizeByDefault(port: ingressPort)
+    }
+
+    /// The token `HTTP` calls to this stack's ingress replicas carry unless they send their own `Authorization`.
+    private(set) var apiKey: String?
+
+    /// The admin token every stack's ingress is started with.
+    static let adminToken = "test-admin-token-0123456789"
+
+    /// Starts another ingress replica on its own port, sharing Redis and the broker; returns its base URL.
+    func startIngressReplica(extra: [String: String] = [:]) async throws -> String {
+        let port = TestStack.freePort()
+        let replica = try ChildProcess(
+            name: "ingress-replica", executable: TestStack.binary, arguments: ["ingress"],
+            environment: environment.merging(["LLMGW_HTTP_PORT": String(port)].merging(extra) { $1 }) { $1 })
+        children.append(replica)
+        let url = "http://127.0.0.1:\(port)"
+        try await waitForHTTP("\(url)/readyz")
+        try await authorizeByDefault(port: port)
+        return url
+    }
+
+    /// Creates an API key with `llm-gateway keys create --json` against this stack's Redis.
+    /// - Returns: the key (`lgw_…`) and its public id.
+    func createKey(_ arguments: [String] = []) async throws -> (key: String, id: String) {
+        let process = try ChildProcess(name: "keys", executable: TestStack.binary, arguments: ["keys", "create", "--json"] + arguments, environment: environment)
+        let status = await process.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(process.log)")
+        let line = try #require(process.log.split(separator: "\n").first { $0.hasPrefix("{") }, "\(process.log)")
+        let json = try #require((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])
+        return (try #require(json["key"] as? String), try #require(json["id"] as? String))
+    }
+
+    /// Makes `HTTP` calls to `port` carry this stack's default key (created once, with limits no test reaches).
+    private func authorizeByDefault(port: Int) async throws {
+        if apiKey == nil {
+            apiKey = try await createKey(["--name", "integration-tests", "--rpm", "10000000", "--tpm", "1000000000"]).key
+        }
+        HTTP.defaultAuthorization.withLockedValue { $0[port] = "Bearer \(apiKey!)" }
     }
 
     /// Starts mock, worker and ingress.
@@ -267,9 +308,19 @@ enum HTTP {
         try await send("POST", url, body: raw, headers: headers, timeout: timeout)
     }
 
+    /// The `Authorization` value sent to each local port unless a call sets its own; an empty `Authorization`
+    /// header in a call means "send none".
+    static let defaultAuthorization = NIOLockedValueBox<[Int: String]>([:])
+
     static func send(_ method: String, _ url: String, body: [UInt8]?, headers: [(String, String)], timeout: Duration) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = .init(rawValue: method)
+        var headers = headers
+        if !headers.contains(where: { $0.0.lowercased() == "authorization" }),
+           let port = URLComponents(string: url)?.port, let value = defaultAuthorization.withLockedValue({ $0[port] }) {
+            headers.append(("Authorization", value))
+        }
+        headers.removeAll { $0.0.lowercased() == "authorization" && $0.1.isEmpty }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let seconds = timeout.components.seconds

@@ -1,0 +1,122 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOConcurrencyHelpers
+import Protocol
+import Redis
+import ResultStore
+
+/// Turns a request's `Authorization` header into a tenant: an API key (looked up in Redis, with a short
+/// in-process cache that revocations clear on every replica through pub/sub) or a JWT.
+public final class Authenticator: Sendable {
+    private struct CachedKey {
+        var stored: KeyStore.StoredKey
+        var expires: ContinuousClock.Instant
+    }
+
+    let keys: KeyStore
+    let jwt: JWTVerifier?
+    let configuration: TenancyConfiguration
+    let logger: Logger
+    private struct Cache {
+        var entries: [String: CachedKey] = [:]
+        /// Bumped by every revocation, so that a lookup that raced with one is not cached.
+        var generation: UInt64 = 0
+    }
+
+    private let cache = NIOLockedValueBox(Cache())
+    private let subscriber = NIOLockedValueBox<RedisSubscriber?>(nil)
+
+    public init(keys: KeyStore, jwt: JWTVerifier?, configuration: TenancyConfiguration, endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
+        self.keys = keys
+        self.jwt = jwt
+        self.configuration = configuration
+        self.logger = logger
+        guard configuration.authEnabled else { return }
+        let subscriber = RedisSubscriber(
+            endpoint: endpoint,
+            channels: [RedisKeys.apiKeyRevocations],
+            timeoutMs: timeoutMs,
+            logger: logger,
+            onMessage: { [weak self] _, payload in
+                self?.forget(String(decoding: payload, as: UTF8.self))
+            },
+            onReconnect: { [weak self] in
+                // A revocation may have been published while disconnected.
+                self?.cache.withLockedValue {
+                    $0.entries.removeAll()
+                    $0.generation += 1
+                }
+            }
+        )
+        self.subscriber.withLockedValue { $0 = subscriber }
+    }
+
+    /// The single 401 every missing, unknown, revoked or invalid credential gets, so that none can be told apart.
+    static let unauthorized = GatewayError(
+        status: 401,
+        message: "Incorrect API key provided. Send 'Authorization: Bearer <key>' with a valid gateway API key or token.",
+        type: "invalid_request_error", code: "invalid_api_key")
+
+    /// The tenant of a request.
+    /// - Throws: `GatewayError` 401 for a bad credential, 503 when Redis cannot be asked (fail closed).
+    public func authenticate(_ headers: HTTPFields) async throws(GatewayError) -> Tenant {
+        guard configuration.authEnabled else {
+            return Tenant(id: "anonymous", limits: TenantLimits(), cacheNamespace: "anonymous")
+        }
+        guard let raw = headers[.authorization]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { throw Self.unauthorized }
+        let token = raw.lowercased().hasPrefix("bearer ") ? String(raw.dropFirst(7)).trimmingCharacters(in: .whitespaces) : raw
+        if let key = APIKey(parsing: token) {
+            return try await tenant(for: key)
+        }
+        if let jwt, JWTVerifier.looksLikeJWT(token) {
+            do {
+                return try jwt.verify(token, now: Date().timeIntervalSince1970)
+            } catch {
+                logger.debug("JWT refused", metadata: ["reason": "\(error.rawValue)"])
+                throw Self.unauthorized
+            }
+        }
+        throw Self.unauthorized
+    }
+
+    private func tenant(for key: APIKey) async throws(GatewayError) -> Tenant {
+        let now = ContinuousClock.now
+        var (stored, generation) = cache.withLockedValue { cache -> (KeyStore.StoredKey?, UInt64) in
+            guard let entry = cache.entries[key.id], entry.expires > now else { return (nil, cache.generation) }
+            return (entry.stored, cache.generation)
+        }
+        if stored == nil {
+            do {
+                stored = try await keys.lookup(id: key.id)
+            } catch {
+                logger.warning("API key lookup failed: Redis unavailable", metadata: ["error": "\(error)"])
+                throw .unavailable("Authentication is unavailable; retry shortly.", code: "store_unavailable")
+            }
+            if let stored, configuration.keyCacheSeconds > 0 {
+                let entry = CachedKey(stored: stored, expires: now + .milliseconds(Int64(configuration.keyCacheSeconds * 1000)))
+                cache.withLockedValue { if $0.generation == generation { $0.entries[key.id] = entry } }
+            }
+        }
+        guard let stored, stored.record.revokedAt == nil,
+              APIKey.constantTimeEquals(key.secretHash, stored.secretHash)
+        else { throw Self.unauthorized }
+        return stored.record.tenant
+    }
+
+    /// Drops a key from the lookup cache (it was revoked).
+    func forget(_ id: String) {
+        cache.withLockedValue {
+            $0.entries[id] = nil
+            $0.generation += 1
+        }
+    }
+
+    public func shutdown() {
+        let subscriber = self.subscriber.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
+        subscriber?.shutdown()
+    }
+}
