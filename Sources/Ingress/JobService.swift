@@ -12,9 +12,9 @@ public struct JobService: Sendable {
     public let store: ResultStore
     public let producer: KafkaProducer
     public let waiters: JobWaiters
-    public let metrics: GatewayMetrics
     /// Follows jobs' event streams for the streaming routes.
     public let feed: JobEventFeed
+    public let metrics: GatewayMetrics
     let logger: Logger
 
     private static let encoder: JSONEncoder = {
@@ -28,8 +28,8 @@ public struct JobService: Sendable {
         self.store = store
         self.producer = producer
         self.waiters = waiters
-        self.metrics = metrics
         self.feed = feed
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -42,16 +42,20 @@ public struct JobService: Sendable {
     public struct Accepted: Sendable {
         public var record: JobRecord
         public var registration: JobWaiters.Registration?
+        /// The job was created earlier for the same `Idempotency-Key`; this request created nothing.
+        public var replayed = false
     }
 
     /// Records the job as `queued` and returns once the broker acknowledged it.
     /// - Parameters:
     ///   - wait: register a waiter first, for a synchronous answer.
     ///   - stream: have the worker stream the provider's answer into the job's event stream.
+    ///   - options: webhook, lane, deadline and idempotency key (see `JobOptions`).
     /// - Throws: `GatewayError` 503 when Redis or the broker is unavailable; the job then does not exist.
-    public func submit(_ job: NormalizedJob, wait: Bool, stream: Bool = false) async throws(GatewayError) -> Accepted {
+    public func submit(_ job: NormalizedJob, wait: Bool, stream: Bool = false, options: JobOptions = JobOptions()) async throws(GatewayError) -> Accepted {
+        if options.idempotency != nil, options.jobID == nil { return try await submitIdempotently(job, wait: wait, stream: stream, options: options) }
         let now = Date().timeIntervalSince1970
-        let id = JobID.make(milliseconds: UInt64(now * 1000))
+        let id = options.jobID ?? JobID.make(milliseconds: UInt64(now * 1000))
         let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
         var envelope = JobEnvelope(
             id: id,
@@ -63,6 +67,7 @@ public struct JobService: Sendable {
             stream: stream ? true : nil
         )
         envelope.tenancy = TenancyRequestState.jobTenancy
+        options.apply(to: &envelope)
         let payload: [UInt8]
         do {
             payload = Array(try Self.encoder.encode(envelope))
@@ -70,7 +75,7 @@ public struct JobService: Sendable {
             throw .invalidRequest("The request could not be encoded.")
         }
         do {
-            try await store.create(record, request: payload, replyTo: envelope.replyTo)
+            try await store.create(record, request: payload, replyTo: envelope.replyTo, deadline: options.deadline)
         } catch {
             logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
             throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
@@ -84,7 +89,7 @@ public struct JobService: Sendable {
             throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
         }
         let registration = wait ? waiters.register(id) : nil
-        if let error = await enqueue(id: id, topic: Topics.jobs(provider: job.provider), payload: payload) {
+        if let error = await enqueue(id: id, topic: Topics.jobs(provider: job.provider, lane: options.lane), payload: payload) {
             if let registration { waiters.cancel(registration) }
             logger.warning("Job not enqueued: broker unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
             // The client gets a 503 and no id, so the record must not linger as `queued`.
@@ -116,6 +121,7 @@ public struct JobService: Sendable {
 
     /// Waits for an accepted job; returns its final record, or `nil` when the wait timed out.
     public func result(of accepted: Accepted, timeout: Double) async throws(GatewayError) -> JobRecord? {
+        if accepted.replayed { return try await waitForReplay(accepted.record.id, timeout: timeout) }
         guard let registration = accepted.registration else { return nil }
         let waitStarted = ContinuousClock.now
         let finished = await waiters.wait(for: registration, timeout: .milliseconds(Int64(timeout * 1000)))

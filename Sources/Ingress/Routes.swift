@@ -45,6 +45,7 @@ public struct IngressRoutes: Sendable {
         router.get("/v1/models") { _, _ in listModels() }
         AdminRoutes(keys: tenancy.authenticator.keys, usage: tenancy.usage, adminToken: configuration.tenancy.adminToken, maxBodyBytes: configuration.maxBodyBytes)
             .register(on: router)
+        LifecycleRoutes(jobs: jobs).register(on: router)
         return router
     }
 
@@ -54,9 +55,11 @@ public struct IngressRoutes: Sendable {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
         let job = try normalize(submission)
         if let hit = try await tenancy.admit(job, headers: request.headers, streaming: submission.stream == true).cached { return hit.jobResponse() }
-        let accepted = try await jobs.submit(job, wait: false, stream: submission.stream == true)
+        let options = try await jobs.options(for: submission, headers: request.headers, synchronous: false)
+        let accepted = try await jobs.submit(job, wait: false, stream: submission.stream == true, options: options)
         var headers = HTTPFields()
         headers[.location] = "/gateway/jobs/\(accepted.record.id)"
+        if accepted.replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return HTTPSupport.json(accepted.record, status: .accepted, headers: headers)
     }
 
@@ -75,7 +78,8 @@ public struct IngressRoutes: Sendable {
         if let hit = try await tenancy.admit(job, headers: request.headers, streaming: submission.stream == true).cached { return hit.queryResponse() }
         if submission.stream == true { return try await streamQuery(job) }
         let timeout = try jobs.syncTimeout(requested: submission.timeout)
-        let accepted = try await jobs.submit(job, wait: true)
+        let options = try await jobs.options(for: submission, headers: request.headers, synchronous: true)
+        let accepted = try await jobs.submit(job, wait: true, options: options)
         guard let record = try await jobs.result(of: accepted, timeout: timeout) else {
             var headers = HTTPFields()
             headers[.location] = "/gateway/jobs/\(accepted.record.id)"

@@ -125,6 +125,8 @@ public struct GatewayConfiguration: Sendable {
     public var providers: [String: ProviderSettings] = [:]
     /// Authentication, rate limits, budgets and the response cache (`LLMGW_AUTH`, `LLMGW_ADMIN_TOKEN`, …).
     public var tenancy = TenancyConfiguration()
+    /// Webhooks, priority lanes and idempotency (`LLMGW_WEBHOOK_*`, `LLMGW_WORKER_BATCH_CONCURRENCY`, …).
+    public var lifecycle = LifecycleConfiguration()
     /// `LLMGW_MODEL_ALIASES` (`fast=groq/llama-3.1-8b-instant,…`) and `LLMGW_MODEL_GROUPS`
     /// (`resilient=anthropic/claude-3-5-haiku-latest|openai/gpt-4o-mini,…`, primary then fallbacks); none by default.
     public var models = ModelCatalog()
@@ -177,6 +179,8 @@ public struct GatewayConfiguration: Sendable {
         }
         configuration.jobEventsTTL = try reader.integer("LLMGW_JOB_EVENTS_TTL_SECONDS", in: 1...(7 * 86_400)) ?? configuration.jobEventsTTL
         configuration.jobEventsMaxLength = try reader.integer("LLMGW_JOB_EVENTS_MAX_LENGTH", in: 100...1_000_000) ?? configuration.jobEventsMaxLength
+        configuration.tenancy = try TenancyConfiguration.load(reader)
+        configuration.lifecycle = try LifecycleConfiguration.load(reader)
         if let raw = reader.string("LLMGW_LOG_PROMPTS") {
             guard let value = ["true": true, "1": true, "false": false, "0": false][raw.lowercased()] else {
                 throw ConfigurationError(variable: "LLMGW_LOG_PROMPTS", message: "expected true or false, got '\(raw)'")
@@ -184,7 +188,6 @@ public struct GatewayConfiguration: Sendable {
             configuration.logPrompts = value
         }
         configuration.otlpTracesEndpoint = try otlpTracesEndpoint(reader)
-        configuration.tenancy = try TenancyConfiguration.load(reader)
         if configuration.syncTimeout > configuration.syncTimeoutMax {
             throw ConfigurationError(variable: "LLMGW_SYNC_TIMEOUT_SECONDS", message: "must not exceed LLMGW_SYNC_TIMEOUT_MAX_SECONDS (\(configuration.syncTimeoutMax))")
         }

@@ -33,9 +33,19 @@ public struct JobSubmission: Sendable, Decodable {
     /// Seconds `/gateway/query` waits for the result before answering 202.
     public var timeout: Double?
     public var stream: Bool?
+    /// Where to deliver the outcome, signed (see `WebhookTarget`).
+    public var webhook: WebhookTarget?
+    /// `interactive` (the default) or `batch`, the bulk lane; `batch` is for async jobs only.
+    public var priority: JobLane?
+    /// Seconds since 1970 by which the job must have started, else it ends `expired`: `"deadline"` (RFC 3339 or
+    /// unix seconds) or `"ttl_seconds"` from now.
+    public var deadline: Double?
+    public var ttlSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case provider, prompt, model, messages, temperature, stop, seed, tools, fallbacks, timeout, stream
+        case webhook, priority, deadline
+        case ttlSeconds = "ttl_seconds"
         case maxTokens = "max_tokens"
         case topP = "top_p"
         case responseFormat = "response_format"
@@ -63,6 +73,10 @@ public struct JobSubmission: Sendable, Decodable {
         fallbacks = try container.decodeIfPresent([String].self, forKey: .fallbacks)
         timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
         stream = try container.decodeIfPresent(Bool.self, forKey: .stream)
+        webhook = try container.decodeIfPresent(WebhookTarget.self, forKey: .webhook)
+        priority = try container.decodeIfPresent(JobLane.self, forKey: .priority)
+        deadline = try JobDeadline.decode(from: container, forKey: .deadline)
+        ttlSeconds = try container.decodeIfPresent(Double.self, forKey: .ttlSeconds)
     }
 }
 
@@ -105,6 +119,14 @@ public struct JobEnvelope: Sendable, Codable {
     /// When `true`, the worker calls the provider with streaming and relays each delta to the job's event stream
     /// (`RedisKeys.jobEvents`) as it arrives. Absent on records written before streaming existed.
     public var stream: Bool?
+    /// Where the outcome is delivered; absent without a webhook.
+    public var webhook: WebhookTarget?
+    /// The lane the job was produced to; absent means interactive.
+    public var lane: JobLane?
+    /// Seconds since 1970 after which the job must not start.
+    public var deadline: Double?
+    /// The public id of the API key that submitted the job: its secret signs the job's webhooks.
+    public var keyID: String?
 
     public init(id: String, provider: String, request: ChatRequest, fallbacks: [ModelRef] = [], enqueuedAt: UInt64, replyTo: String?, stream: Bool? = nil) {
         self.id = id
@@ -117,7 +139,8 @@ public struct JobEnvelope: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, provider, request, fallbacks, stream, tenancy
+        case id, provider, request, fallbacks, stream, tenancy, webhook, lane, deadline
+        case keyID = "key_id"
         case enqueuedAt = "enqueued_at"
         case replyTo = "reply_to"
     }
@@ -191,6 +214,8 @@ public struct JobRecord: Sendable, Codable {
     public var usage: Usage?
     public var error: JobFailure?
     public var attemptLog: [AttemptRecord]?
+    /// Every webhook delivery of the job, with its attempts.
+    public var webhookDeliveries: [WebhookDeliveryStatus]?
 
     public init(
         id: String,
@@ -226,5 +251,6 @@ public struct JobRecord: Sendable, Codable {
         case startedAt = "started_at"
         case completedAt = "completed_at"
         case attemptLog = "attempt_log"
+        case webhookDeliveries = "webhook_deliveries"
     }
 }

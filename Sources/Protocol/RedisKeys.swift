@@ -56,6 +56,24 @@ public enum RedisKeys {
     /// A cached completion (`CachedResponse` JSON) in a cache namespace, by the request digest.
     public static func responseCache(namespace: String, digest: String) -> String { "\(prefix)cache:\(namespace):\(digest)" }
 
+    // MARK: Webhooks and lifecycle
+
+    /// Hash of one webhook delivery (`WebhookDeliveryPlan` fields, `state`, `attempts`, `log`), by delivery id.
+    public static func webhookDelivery(_ id: String) -> String { "\(prefix)webhook:\(id)" }
+
+    /// Sorted set of pending delivery ids by the unix milliseconds they are due; a claim pushes the score forward by
+    /// the lease, so a crashed dispatcher's claim falls due again.
+    public static let webhooksDue = "\(prefix)webhooks:due"
+
+    /// Sorted set of dead-lettered delivery ids by the unix milliseconds they died.
+    public static let webhooksDead = "\(prefix)webhooks:dead"
+
+    /// String mapping an `Idempotency-Key` (SHA-256 hex) in a namespace (the API key id, or `global`) to its job id.
+    public static func idempotency(namespace: String, keyHash: String) -> String { "\(prefix)idem:\(namespace):\(keyHash)" }
+
+    /// Pub/sub channel on which cancelled running jobs are announced to the workers, which abort the upstream call.
+    public static let jobCancellations = "\(prefix)jobs:cancelled"
+
     /// Fields of the job hash.
     public enum JobField {
         public static let status = "status"

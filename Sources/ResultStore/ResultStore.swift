@@ -23,7 +23,8 @@ public struct ResultStore: Sendable {
     // MARK: - Ingress side
 
     /// Records a new job as `queued`, with the channel of the ingress replica that waits for it.
-    public func create(_ record: JobRecord, request: [UInt8], replyTo: String?) async throws(ResultStoreError) {
+    /// - Parameter deadline: seconds since 1970 after which the job must not start (it then ends `expired`).
+    public func create(_ record: JobRecord, request: [UInt8], replyTo: String?, deadline: Double? = nil) async throws(ResultStoreError) {
         let key = RedisKeys.job(record.id)
         var fields: [RedisArgument] = [
             "HSET", RedisArgument(key),
@@ -36,6 +37,7 @@ public struct ResultStore: Sendable {
             "request", RedisArgument(request),
         ]
         if let replyTo { fields += ["reply_to", RedisArgument(replyTo)] }
+        if let deadline { fields += ["deadline", RedisArgument(Self.format(deadline))] }
         let replies = try await run { try await redis.pipeline([fields, ["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)]]) }
         if case .error(let message) = replies[0] { throw ResultStoreError(code: .unavailable, message: message) }
     }
@@ -50,7 +52,11 @@ public struct ResultStore: Sendable {
             if let name = values[index].string, let value = values[index + 1].bytes { fields[name] = value }
             index += 2
         }
-        return JobRecordCodec.decode(fields)
+        guard var record = JobRecordCodec.decode(fields) else { return nil }
+        if let ids = fields["webhooks"], !ids.isEmpty {
+            record.webhookDeliveries = try await webhookDeliveries(ids: String(decoding: ids, as: UTF8.self).split(separator: " ").map(String.init))
+        }
+        return record
     }
 
     /// The request a job was submitted with, as JSON.
@@ -77,6 +83,7 @@ public struct ResultStore: Sendable {
         let reply = try await run {
             try await redis.eval(Scripts.start, keys: [RedisKeys.job(id), RedisKeys.jobLease(id)], arguments: [
                 RedisArgument(worker), RedisArgument(leaseMs), RedisArgument(Self.format(now)),
+                RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
             ])
         }
         guard let parts = reply.array, let kind = parts.first?.string else {
@@ -109,7 +116,9 @@ public struct ResultStore: Sendable {
         attemptLog: [AttemptRecord],
         provider: String,
         model: String,
-        now: Double
+        now: Double,
+        webhooks: [WebhookDeliveryPlan] = [],
+        webhookRetention: Int = 0
     ) async throws(ResultStoreError) -> Bool {
         let status: String
         let payload: [UInt8]
@@ -129,9 +138,10 @@ public struct ResultStore: Sendable {
             RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id), RedisArgument(status),
             RedisArgument(payload), RedisArgument(usage), RedisArgument(log), RedisArgument(attemptLog.count),
             RedisArgument(provider), RedisArgument(model),
-        ]
+        ] + Self.webhookArguments(webhooks, dueAt: now, retention: max(webhookRetention, resultTTL))
+        let keys = [RedisKeys.job(id), RedisKeys.jobLease(id), RedisKeys.webhooksDue] + webhooks.map { RedisKeys.webhookDelivery($0.id) }
         let reply = try await run {
-            try await redis.eval(Scripts.finish, keys: [RedisKeys.job(id), RedisKeys.jobLease(id)], arguments: arguments)
+            try await redis.eval(Scripts.finish, keys: keys, arguments: arguments)
         }
         return reply.integer == 1
     }

@@ -1,10 +1,20 @@
 /// The Lua scripts behind every status change of a job. Keys and arguments are documented per script.
 enum Scripts {
-    /// KEYS: job hash, lease. ARGV: worker id, lease ms, now.
+    /// KEYS: job hash, lease. ARGV: worker id, lease ms, now, notify channel prefix, job id.
     /// Returns `{"run", runs}`, `{"final", status}`, `{"leased", ms left}` or `{"unknown", 0}`.
+    /// A queued job past its `deadline` ends `expired` here, before any provider call.
     static let start = """
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', 0} end
+    if status == 'queued' then
+      local deadline = redis.call('HGET', KEYS[1], 'deadline')
+      if deadline and tonumber(ARGV[3]) > tonumber(deadline) then
+        redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[3])
+        local waiting = redis.call('HGET', KEYS[1], 'reply_to')
+        if waiting and ARGV[4] then redis.call('PUBLISH', ARGV[4] .. waiting, ARGV[5]) end
+        return {'final', 'expired'}
+      end
+    end
     if status ~= 'queued' and status ~= 'in_progress' then return {'final', status} end
     local holder = redis.call('GET', KEYS[2])
     if holder and holder ~= ARGV[1] then
@@ -27,10 +37,14 @@ enum Scripts {
     return 0
     """
 
-    /// KEYS: job hash, lease.
+    /// KEYS: job hash, lease, due webhooks (sorted set), then one hash per webhook delivery.
     /// ARGV: worker id, ttl seconds, now, notify channel prefix, job id, status (`completed`|`failed`),
-    /// result or error JSON, usage JSON or '', attempt log JSON, attempts, provider, model.
+    /// result or error JSON, usage JSON or '', attempt log JSON, attempts, provider, model,
+    /// deliveries due at (unix ms), delivery ttl seconds, number of deliveries, then per delivery: id, message id,
+    /// job id, url, key id or '', registered ('1'|'0'), body.
     /// Returns 1 when this call ended the job, 0 when it had already ended, -1 when the record is gone.
+    /// The deliveries are recorded and scheduled only by the call that ends the job, in the same step, so a crash
+    /// between finishing and delivering cannot lose them.
     static let finish = """
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return -1 end
@@ -44,6 +58,18 @@ enum Scripts {
     if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
     local reply = redis.call('HGET', KEYS[1], 'reply_to')
     if reply then redis.call('PUBLISH', ARGV[4] .. reply, ARGV[5]) end
+    local deliveries = tonumber(ARGV[15] or '0')
+    local ids = {}
+    for i = 1, deliveries do
+      local b = 15 + (i - 1) * 7
+      redis.call('HSET', KEYS[3 + i], 'id', ARGV[b + 1], 'message_id', ARGV[b + 2], 'job_id', ARGV[b + 3],
+        'url', ARGV[b + 4], 'key_id', ARGV[b + 5], 'registered', ARGV[b + 6], 'body', ARGV[b + 7],
+        'state', 'pending', 'attempts', '0', 'log', '', 'next_at', ARGV[13])
+      redis.call('EXPIRE', KEYS[3 + i], ARGV[14])
+      redis.call('ZADD', KEYS[3], ARGV[13], ARGV[b + 1])
+      ids[#ids + 1] = ARGV[b + 1]
+    end
+    if deliveries > 0 then redis.call('HSET', KEYS[1], 'webhooks', table.concat(ids, ' ')) end
     return 1
     """
 }

@@ -21,6 +21,8 @@ public final class WorkerService: Service, Sendable {
     let logger: Logger
     /// The jobs' event streams: lifecycle events, and the deltas of streamed jobs.
     let events: JobEventLog
+    /// Cancellation and webhooks; `nil` runs jobs without them.
+    let lifecycle: WorkerLifecycle?
 
     public init(
         workerID: String,
@@ -30,8 +32,10 @@ public final class WorkerService: Service, Sendable {
         store: ResultStore,
         runner: JobRunner,
         metrics: GatewayMetrics,
-        logger: Logger
+        logger: Logger,
+        lifecycle: WorkerLifecycle? = nil
     ) {
+        self.lifecycle = lifecycle
         self.workerID = workerID
         self.configuration = configuration
         self.consumer = consumer
@@ -142,6 +146,13 @@ public final class WorkerService: Service, Sendable {
         let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
             group.addTask { await self.runner.run(envelope, logger: logger, relay: relay) }
             group.addTask { await self.keepLease(envelope.id, leaseMs: leaseMs, logger: logger); return nil }
+            if let cancellations = self.lifecycle?.cancellations {
+                // A cancellation ends the group, which aborts the upstream call.
+                group.addTask {
+                    await cancellations.waitUntilCancelled(envelope.id)
+                    return Task.isCancelled ? nil : WorkerLifecycle.cancelledRun(envelope)
+                }
+            }
             var result: JobRunner.Run?
             while let next = await group.next() {
                 if let next {
@@ -153,6 +164,7 @@ public final class WorkerService: Service, Sendable {
         }
         guard let run, !Task.isCancelled else { return false }
         await settleTenancy(envelope, run: run, logger: logger)
+        guard let webhooks = await webhookPlans(envelope, run: run, logger: logger) else { return false }
 
         // Persist the outcome; retry through Redis outages, since the offset must not move before it is stored.
         attempt = 0
@@ -161,7 +173,8 @@ public final class WorkerService: Service, Sendable {
             do {
                 let ended = try await store.finish(
                     id: envelope.id, worker: workerID, outcome: run.outcome, attemptLog: run.attempts,
-                    provider: run.provider, model: run.model, now: Date().timeIntervalSince1970)
+                    provider: run.provider, model: run.model, now: Date().timeIntervalSince1970,
+                    webhooks: webhooks, webhookRetention: lifecycle?.webhookRetention ?? 0)
                 if case .failed(let failure) = run.outcome, ended {
                     await deadLetter(message, reason: failure.message, attempts: run.attempts, logger: logger)
                 }

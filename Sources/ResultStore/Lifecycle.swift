@@ -1,0 +1,147 @@
+import Foundation
+import Protocol
+import Redis
+
+/// The Lua scripts of cancellation, re-driving and idempotency. Keys and arguments are documented per script.
+enum LifecycleScripts {
+    /// KEYS: job hash. ARGV: now, notify channel prefix, job id, cancellation channel.
+    /// Returns `{"cancelled", previous status}`, `{"final", status}` or `{"unknown", ""}`. A running job is
+    /// announced on the cancellation channel, so that its worker aborts the upstream call.
+    static let cancel = """
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if not status then return {'unknown', ''} end
+    if status ~= 'queued' and status ~= 'in_progress' then return {'final', status} end
+    redis.call('HSET', KEYS[1], 'status', 'cancelled', 'completed_at', ARGV[1])
+    local waiting = redis.call('HGET', KEYS[1], 'reply_to')
+    if waiting then redis.call('PUBLISH', ARGV[2] .. waiting, ARGV[3]) end
+    if status == 'in_progress' then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
+    return {'cancelled', status}
+    """
+
+    /// KEYS: job hash. ARGV: ttl seconds.
+    /// Returns `{"queued", previous status}` when a failed or expired job was reset to queued, `{"refused", status}`
+    /// for any other status, or `{"unknown", ""}`.
+    static let requeue = """
+    local status = redis.call('HGET', KEYS[1], 'status')
+    if not status then return {'unknown', ''} end
+    if status ~= 'failed' and status ~= 'expired' then return {'refused', status} end
+    redis.call('HDEL', KEYS[1], 'error', 'result', 'usage', 'completed_at', 'started_at', 'reply_to', 'deadline', 'webhooks')
+    redis.call('HSET', KEYS[1], 'status', 'queued')
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+    return {'queued', status}
+    """
+
+    /// KEYS: idempotency key. ARGV: job id, ttl seconds.
+    /// Returns `{1, job id}` when this call took the key, `{0, the holder's job id}` otherwise.
+    static let claimIdempotency = """
+    if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return {1, ARGV[1]} end
+    return {0, redis.call('GET', KEYS[1])}
+    """
+
+    /// KEYS: idempotency key. ARGV: job id. Deletes the key when it still names that job.
+    static let releaseIdempotency = """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+    return 0
+    """
+}
+
+extension ResultStore {
+    /// What `cancel(id:)` did.
+    public enum CancelResult: Sendable, Equatable {
+        /// The job was `queued` or `in_progress` and is now `cancelled`.
+        case cancelled(previous: JobStatus)
+        /// The job had already ended with this status; nothing changed.
+        case alreadyFinished(JobStatus)
+        case unknown
+    }
+
+    /// Cancels a job that has not ended; a running one's worker is told to abort the upstream call.
+    public func cancel(id: String, now: Double) async throws(ResultStoreError) -> CancelResult {
+        let reply = try await lifecycleCall {
+            try await redis.eval(LifecycleScripts.cancel, keys: [RedisKeys.job(id)], arguments: [
+                RedisArgument(Self.format(now)), RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
+                RedisArgument(RedisKeys.jobCancellations),
+            ])
+        }
+        let parts = reply.array ?? []
+        let status = parts.count > 1 ? JobStatus(rawValue: parts[1].string ?? "") : nil
+        switch parts.first?.string {
+        case "cancelled": return .cancelled(previous: status ?? .queued)
+        case "final": return .alreadyFinished(status ?? .completed)
+        default: return .unknown
+        }
+    }
+
+    /// What `requeue(id:)` did.
+    public enum RequeueResult: Sendable, Equatable {
+        /// The job is `queued` again; produce `envelope` (the original request) to re-drive it.
+        case queued(previous: JobStatus, envelope: [UInt8])
+        /// The job's status does not allow a retry.
+        case refused(JobStatus)
+        case unknown
+    }
+
+    /// Resets a failed or expired job to `queued`, for `POST /admin/jobs/{id}/retry`.
+    public func requeue(id: String) async throws(ResultStoreError) -> RequeueResult {
+        let reply = try await lifecycleCall {
+            try await redis.eval(LifecycleScripts.requeue, keys: [RedisKeys.job(id)], arguments: [RedisArgument(resultTTL)])
+        }
+        let parts = reply.array ?? []
+        let status = parts.count > 1 ? JobStatus(rawValue: parts[1].string ?? "") : nil
+        switch parts.first?.string {
+        case "queued":
+            guard let envelope = try await request(id: id) else { return .unknown }
+            return .queued(previous: status ?? .failed, envelope: envelope)
+        case "refused": return .refused(status ?? .completed)
+        default: return .unknown
+        }
+    }
+
+    /// Puts a re-driven job back to `status` when it could not be produced again.
+    public func restoreStatus(id: String, status: JobStatus, now: Double) async throws(ResultStoreError) {
+        _ = try await lifecycleCall {
+            try await redis.command("HSET", RedisArgument(RedisKeys.job(id)), "status", RedisArgument(status.rawValue), "completed_at", RedisArgument(Self.format(now)))
+        }
+    }
+
+    /// Maps an idempotency key to `jobID` unless it already maps to a job.
+    /// - Returns: `nil` when this call took the key, else the job id it maps to.
+    public func claimIdempotency(namespace: String, keyHash: String, jobID: String, ttl: Int) async throws(ResultStoreError) -> String? {
+        let reply = try await lifecycleCall {
+            try await redis.eval(LifecycleScripts.claimIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [
+                RedisArgument(jobID), RedisArgument(ttl),
+            ])
+        }
+        let parts = reply.array ?? []
+        guard parts.first?.integer == 0 else { return nil }
+        return parts.count > 1 ? parts[1].string : nil
+    }
+
+    /// Frees an idempotency key whose job was not accepted, so that the client's retry can create it.
+    public func releaseIdempotency(namespace: String, keyHash: String, jobID: String) async throws(ResultStoreError) {
+        _ = try await lifecycleCall {
+            try await redis.eval(LifecycleScripts.releaseIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [RedisArgument(jobID)])
+        }
+    }
+}
+
+/// Runs Redis calls for the lifecycle and webhook stores, mapping their errors to `ResultStoreError`.
+func lifecycleCall<T>(_ body: () async throws -> T) async throws(ResultStoreError) -> T {
+    do {
+        return try await body()
+    } catch let error as RedisError {
+        throw ResultStoreError(code: error.isRetryable || error.code == .shutdown ? .unavailable : .unexpected, message: error.message)
+    } catch let error as ResultStoreError {
+        throw error
+    } catch {
+        throw ResultStoreError(code: .unexpected, message: "\(error)")
+    }
+}
+
+extension ResultStore {
+    /// The job's status alone, or `nil` for an unknown id.
+    public func status(id: String) async throws(ResultStoreError) -> JobStatus? {
+        let reply = try await lifecycleCall { try await redis.command("HGET", RedisArgument(RedisKeys.job(id)), "status") }
+        return reply.string.flatMap(JobStatus.init(rawValue:))
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Protocol
+import ResultStore
+
+/// Where webhook signing secrets and a key's default endpoints come from.
+public protocol WebhookSecrets: Sendable {
+    /// The secret that signs the webhooks of jobs submitted with key `id`; `id == nil` is a job without a key.
+    func secret(forKey id: String?) async throws -> WebhookSecret?
+    /// The key's enabled default endpoints.
+    func endpoints(forKey id: String) async throws -> [String]
+    /// Disables a registered endpoint whose receiver answered 410 Gone.
+    func disableEndpoint(url: String, forKey id: String) async throws
+}
+
+/// Secrets and endpoints from the API key records in Redis, with the configured fallback secret
+/// (`LLMGW_WEBHOOK_SECRET`) for jobs submitted without a key.
+public struct KeyStoreWebhookSecrets: WebhookSecrets {
+    let keys: WebhookKeyStore
+    let fallback: WebhookSecret?
+
+    public init(keys: WebhookKeyStore, fallback: WebhookSecret?) {
+        self.keys = keys
+        self.fallback = fallback
+    }
+
+    public func secret(forKey id: String?) async throws -> WebhookSecret? {
+        guard let id else { return fallback }
+        return try await keys.secret(forKey: id) ?? fallback
+    }
+
+    public func endpoints(forKey id: String) async throws -> [String] {
+        try await keys.endpoints(forKey: id).filter { $0.disabledAt == nil }.map(\.url)
+    }
+
+    public func disableEndpoint(url: String, forKey id: String) async throws {
+        try await keys.disableEndpoint(url: url, forKey: id, now: Date().timeIntervalSince1970)
+    }
+}
+
+/// Decides, when a job ends, which webhook deliveries it gets: its own `webhook` and its key's default endpoints,
+/// each with the thin event body that every attempt will send.
+public struct WebhookPlanner: Sendable {
+    let secrets: any WebhookSecrets
+
+    public init(secrets: any WebhookSecrets) {
+        self.secrets = secrets
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return encoder
+    }()
+
+    /// The deliveries for `envelope` ending with `outcome`.
+    /// - Throws: when the key's endpoints cannot be read (Redis unavailable); the caller retries, as for `finish`.
+    public func plan(_ envelope: JobEnvelope, outcome: JobOutcome, provider: String, model: String, now: Double) async throws -> [WebhookDeliveryPlan] {
+        var urls: [(url: String, registered: Bool)] = []
+        if let webhook = envelope.webhook { urls.append((webhook.url, false)) }
+        if let keyID = envelope.keyID {
+            for url in try await secrets.endpoints(forKey: keyID) where !urls.contains(where: { $0.url == url }) {
+                urls.append((url, true))
+            }
+        }
+        guard !urls.isEmpty else { return [] }
+        let event: WebhookEvent
+        switch outcome {
+        case .completed(let completion):
+            event = .make(jobID: envelope.id, provider: provider, model: model, result: completion, error: nil, at: now)
+        case .failed(let failure):
+            event = .make(jobID: envelope.id, provider: provider, model: model, result: nil, error: failure, at: now)
+        }
+        let body = Array((try? Self.encoder.encode(event)) ?? Data("{}".utf8))
+        let messageID = WebhookDeliveryPlan.messageID(jobID: envelope.id)
+        return urls.enumerated().map { index, target in
+            WebhookDeliveryPlan(
+                id: "\(envelope.id).\(index)", messageID: messageID, jobID: envelope.id, url: target.url,
+                keyID: envelope.keyID, registered: target.registered, body: body)
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Logging
+import Protocol
+import ResultStore
+
+/// What a worker needs for the job lifecycle beyond running jobs: cancellation of running jobs, and the webhook
+/// deliveries recorded together with each job's outcome.
+public struct WorkerLifecycle: Sendable {
+    public let cancellations: JobCancellations
+    public let planner: WebhookPlanner
+    /// Seconds a delivery record is kept (`WebhookDispatcher.retention(for:)`).
+    public let webhookRetention: Int
+
+    public init(cancellations: JobCancellations, planner: WebhookPlanner, webhookRetention: Int) {
+        self.cancellations = cancellations
+        self.planner = planner
+        self.webhookRetention = webhookRetention
+    }
+
+    /// The run of a job whose cancellation arrived while it ran; its record already says `cancelled`.
+    static func cancelledRun(_ envelope: JobEnvelope) -> JobRunner.Run {
+        JobRunner.Run(
+            outcome: .failed(JobFailure(message: "The job was cancelled.", type: "cancelled", code: "cancelled")),
+            attempts: [], provider: envelope.provider, model: envelope.request.model)
+    }
+}
+
+extension WorkerService {
+    /// The webhook deliveries of a finished run, retried through Redis outages; `nil` when shutdown interrupted.
+    func webhookPlans(_ envelope: JobEnvelope, run: JobRunner.Run, logger: Logger) async -> [WebhookDeliveryPlan]? {
+        guard let lifecycle, envelope.webhook != nil || envelope.keyID != nil else { return [] }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await lifecycle.planner.plan(envelope, outcome: run.outcome, provider: run.provider, model: run.model, now: Date().timeIntervalSince1970)
+            } catch {
+                if attempt == 1 { logger.warning("Webhook endpoints unavailable; retrying", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: .milliseconds(Int64(Backoff(base: 0.1, maximum: 2).delay(attempt: attempt) * 1000)))
+                if Task.isCancelled { return nil }
+            }
+        }
+    }
+}
