@@ -346,7 +346,7 @@ def check_release(objects: list[tuple[str, dict[str, Any]]], values: dict[str, A
     # Strimzi topics.
     if (values.get("strimzi") or {}).get("enabled"):
         topics = {o["spec"].get("topicName"): o for o in by_kind.get("KafkaTopic", [])}
-        want = {f"llm.jobs.{p}" for p in enabled} | {"llm.jobs.dead-letter"}
+        want = {f"llm.jobs.{p}" for p in enabled} | {f"llm.jobs.{p}.batch" for p in enabled} | {"llm.jobs.dead-letter"}
         r.expect(set(topics) == want, f"KafkaTopics {sorted(topics)} != {sorted(want)}")
         for t, o in topics.items():
             r.expect("strimzi.io/cluster" in o["metadata"].get("labels", {}), f"KafkaTopic {t}: no strimzi.io/cluster label")
