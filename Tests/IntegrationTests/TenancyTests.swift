@@ -44,7 +44,8 @@ extension Integration {
                 // Non-job routes are authenticated and limited too.
                 let models = try await HTTP.get("\(stack.baseURL)/v1/models", headers: Self.bearer(key))
                 #expect(models.status == 200)
-                #expect(models.header("x-ratelimit-remaining-requests") == "597")
+                // Three requests were charged; the bucket refills 1 request per 100 ms meanwhile.
+                #expect((597...599).contains(Int(models.header("x-ratelimit-remaining-requests") ?? "") ?? 0))
 
                 let wrongSecret = "lgw_\(id)_" + String(repeating: "A", count: 43)
                 let unknown = "lgw_zzzzzzzzzzzz_" + String(repeating: "B", count: 43)
