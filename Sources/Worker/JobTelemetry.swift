@@ -28,9 +28,14 @@ extension WorkerService {
         case .completed(let completion):
             outcome = .completed
             if let usage = completion.usage {
+                let cost = configuration.tenancy.prices.costMicros(
+                    provider: run.provider, model: run.model,
+                    promptTokens: usage.promptTokens, completionTokens: usage.completionTokens)
                 metrics.usage(
-                    provider: run.provider, model: run.model, keyID: GatewayMetrics.anonymousKey,
-                    promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costUSD: 0)
+                    provider: run.provider, model: run.model,
+                    keyID: envelope.tenancy?.tenant ?? envelope.keyID ?? GatewayMetrics.anonymousKey,
+                    promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+                    costUSD: Double(cost) / 1_000_000)
             }
         case .failed:
             outcome = .failed
