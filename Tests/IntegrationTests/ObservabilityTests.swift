@@ -31,9 +31,12 @@ extension Integration {
         }
 
         @Test func metricsChangeAfterRealTraffic() async throws {
-            try await withStack(try GatewayStack(extra: ["LLMGW_AUTH": "disabled"])) { stack in
+            // A provider of its own, so that jobs other suites left on the shared broker cannot move these counters.
+            try await TestStack.createTopics(provider: "metrics")
+            let extra = ["LLMGW_AUTH": "disabled", "LLMGW_OPENAI_COMPATIBLE": "metrics", "METRICS_DEFAULT_MODEL": "gpt-4o-mini"]
+            try await withStack(try GatewayStack(extra: extra)) { stack in
                 try await stack.startMock()
-                try await stack.startWorker()
+                try await stack.startWorker(providers: "metrics")
                 try await stack.startIngress()
                 let ingressURL = "\(stack.baseURL)/metrics"
                 let workerURL = "http://127.0.0.1:\(try #require(stack.workerHTTPPorts.first))/metrics"
@@ -45,14 +48,14 @@ extension Integration {
                 var asyncIDs: [String] = []
                 for index in 0..<6 {
                     let prompt = index == 0 ? "\(run) retry [mock:fail=1]" : "\(run) async \(index)"
-                    let reply = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": prompt])
+                    let reply = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "metrics", "prompt": prompt])
                     #expect(reply.status == 202, "\(reply.text)")
                     asyncIDs.append(try #require(reply.json?["id"] as? String))
                 }
                 var promptTokens = 0
                 var completionTokens = 0
                 for index in 0..<4 {
-                    let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": "\(run) sync \(index)"])
+                    let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "metrics", "prompt": "\(run) sync \(index)"])
                     #expect(reply.status == 200, "\(reply.text)")
                     let usage = try #require(reply.json?["usage"] as? [String: Any])
                     promptTokens += try #require(usage["prompt_tokens"] as? Int)
@@ -91,7 +94,7 @@ extension Integration {
                 #expect(ingress.samples.keys.contains(#"llmgw_rejections_total{reason="rate_limited"}"#))
 
                 // Worker: the counters move once each job's outcome is stored, which may trail the client's view by a moment.
-                let completed = #"llmgw_jobs_total{provider="openai",model="gpt-4o-mini",outcome="completed"}"#
+                let completed = #"llmgw_jobs_total{provider="metrics",model="gpt-4o-mini",outcome="completed"}"#
                 var worker = workerBefore
                 try await waitFor("the worker to count 10 completed jobs", timeout: .seconds(20)) {
                     worker = try await Scrape(workerURL)
@@ -101,23 +104,23 @@ extension Integration {
                 #expect(workerDelta(completed) == 10)
                 for histogram in ["llmgw_job_queue_wait_seconds", "llmgw_job_run_seconds", "llmgw_job_end_to_end_seconds",
                                   "llmgw_upstream_time_to_first_token_seconds"] {
-                    #expect(workerDelta(#"\#(histogram)_count{provider="openai"}"#) == 10, "\(histogram)")
+                    #expect(workerDelta(#"\#(histogram)_count{provider="metrics"}"#) == 10, "\(histogram)")
                 }
-                #expect(workerDelta(#"llmgw_upstream_request_duration_seconds_count{provider="openai"}"#) == 11)
-                #expect(workerDelta(#"llmgw_upstream_errors_total{provider="openai",class="server"}"#) == 1)
-                #expect(workerDelta(#"llmgw_retries_total{provider="openai"}"#) == 1)
-                #expect(workerDelta(#"llmgw_fallbacks_total{provider="openai"}"#) == 0)
+                #expect(workerDelta(#"llmgw_upstream_request_duration_seconds_count{provider="metrics"}"#) == 11)
+                #expect(workerDelta(#"llmgw_upstream_errors_total{provider="metrics",class="server"}"#) == 1)
+                #expect(workerDelta(#"llmgw_retries_total{provider="metrics"}"#) == 1)
+                #expect(workerDelta(#"llmgw_fallbacks_total{provider="metrics"}"#) == 0)
                 #expect(worker.sum("llmgw_tokens_total", #"kind="prompt""#) - workerBefore.sum("llmgw_tokens_total", #"kind="prompt""#) == Double(promptTokens))
                 #expect(worker.sum("llmgw_tokens_total", #"kind="completion""#) - workerBefore.sum("llmgw_tokens_total", #"kind="completion""#) == Double(completionTokens))
                 #expect(promptTokens > 0 && completionTokens > 0)
-                #expect(worker[#"llmgw_jobs_in_flight{provider="openai"}"#] == 0)
+                #expect(worker[#"llmgw_jobs_in_flight{provider="metrics"}"#] == 0)
                 #expect(worker.samples.keys.contains(#"llmgw_webhook_deliveries_total{outcome="delivered"}"#))
 
                 // Consumer lag: sampled every 5 s for each assigned partition, and back to 0 once the offsets are committed.
-                try await waitFor("consumer lag of llm.jobs.openai to be reported and drained", timeout: .seconds(40), every: .milliseconds(500)) {
+                try await waitFor("consumer lag of llm.jobs.metrics to be reported and drained", timeout: .seconds(40), every: .milliseconds(500)) {
                     let scrape = try await Scrape(workerURL)
-                    let partitions = scrape.samples.keys.filter { $0.hasPrefix(#"llmgw_consumer_lag{topic="llm.jobs.openai",partition=""#) }
-                    return !partitions.isEmpty && scrape.sum("llmgw_consumer_lag", #"topic="llm.jobs.openai""#) == 0
+                    let partitions = scrape.samples.keys.filter { $0.hasPrefix(#"llmgw_consumer_lag{topic="llm.jobs.metrics",partition=""#) }
+                    return !partitions.isEmpty && scrape.sum("llmgw_consumer_lag", #"topic="llm.jobs.metrics""#) == 0
                 }
             }
         }

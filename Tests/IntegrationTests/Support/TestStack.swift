@@ -49,6 +49,15 @@ enum TestStack {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// Creates a topic on the test broker (and its batch lane), for tests that need a provider of their own.
+    static func createTopics(provider: String, partitions: Int = 3) async throws {
+        let url = "tcp://\(try brokers)"
+        for topic in ["llm.jobs.\(provider)", "llm.jobs.\(provider).batch"] {
+            let create = try ChildProcess(name: "topic", executable: try tansu, arguments: ["topic", "create", "--broker", url, "--partitions", String(partitions), topic], environment: [:])
+            _ = await create.waitForExit(timeout: .seconds(20))
+        }
+    }
+
     /// A unique suffix so that tests sharing Redis and the broker never see each other's prompts.
     static func unique(_ label: String) -> String {
         "\(label)-\(UInt64.random(in: 0...UInt64.max))"
@@ -148,6 +157,12 @@ final class GatewayStack: @unchecked Sendable {
                            ("ANTHROPIC", ""), ("GEMINI", ""), ("COHERE", "")] {
             environment["\(id)_API_KEY"] = "test-key-\(id.lowercased())"
             environment["\(id)_BASE_URL"] = mock + path
+        }
+        // Extra OpenAI-compatible providers (`LLMGW_OPENAI_COMPATIBLE`) also point at the mock.
+        for id in (extra["LLMGW_OPENAI_COMPATIBLE"] ?? "").split(separator: ",") {
+            let prefix = id.uppercased().replacingOccurrences(of: "-", with: "_")
+            environment["\(prefix)_API_KEY"] = "test-key-\(id)"
+            environment["\(prefix)_BASE_URL"] = mock + "/v1"
         }
         self.environment = environment.merging(extra) { $1 }
     }
