@@ -261,20 +261,6 @@ struct LifecycleRoutes: Sendable {
     }
 }
 
-/// The bearer check of `/admin/*`: `Authorization: Bearer <LLMGW_ADMIN_TOKEN>`, compared in constant time.
-enum AdminAuthorization {
-    static func check(_ request: Request, token: String?) throws(GatewayError) {
-        guard let token else {
-            throw GatewayError(status: 403, message: "The admin API is disabled; set LLMGW_ADMIN_TOKEN to enable it.", type: "invalid_request_error", code: "admin_disabled")
-        }
-        let raw = request.headers[.authorization] ?? ""
-        let presented = raw.lowercased().hasPrefix("bearer ") ? String(raw.dropFirst(7)) : ""
-        guard APIKey.constantTimeEquals(presented, token) else {
-            throw GatewayError(status: 401, message: "Send 'Authorization: Bearer <LLMGW_ADMIN_TOKEN>'.", type: "invalid_request_error", code: "invalid_admin_token")
-        }
-    }
-}
-
 struct DeliveryList: Encodable {
     var object = "list"
     var data: [WebhookDeliveryStatus]

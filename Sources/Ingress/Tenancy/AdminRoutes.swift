@@ -57,14 +57,7 @@ struct AdminRoutes: Sendable {
     }
 
     private func authorize(_ request: Request) throws {
-        guard let adminToken else {
-            throw GatewayError(status: 403, message: "The admin API is disabled; set LLMGW_ADMIN_TOKEN to enable it.", type: "invalid_request_error", code: "admin_disabled")
-        }
-        let raw = request.headers[.authorization] ?? ""
-        let token = raw.lowercased().hasPrefix("bearer ") ? String(raw.dropFirst(7)) : ""
-        guard APIKey.constantTimeEquals(token, adminToken) else {
-            throw GatewayError(status: 401, message: "Send 'Authorization: Bearer <LLMGW_ADMIN_TOKEN>'.", type: "invalid_request_error", code: "invalid_admin_token")
-        }
+        try AdminAuthorization.check(request, token: adminToken)
     }
 
     private func call<T>(_ body: () async throws -> T) async throws(GatewayError) -> T {
@@ -173,4 +166,18 @@ struct KeyList: Encodable {
 struct UsageList: Encodable {
     var object = "list"
     var data: [UsageStore.TenantUsage]
+}
+
+/// The bearer check of `/admin/*`: `Authorization: Bearer <LLMGW_ADMIN_TOKEN>`, compared in constant time.
+enum AdminAuthorization {
+    static func check(_ request: Request, token: String?) throws(GatewayError) {
+        guard let token else {
+            throw GatewayError(status: 403, message: "The admin API is disabled; set LLMGW_ADMIN_TOKEN to enable it.", type: "invalid_request_error", code: "admin_disabled")
+        }
+        let raw = request.headers[.authorization] ?? ""
+        let presented = raw.lowercased().hasPrefix("bearer ") ? String(raw.dropFirst(7)) : ""
+        guard APIKey.constantTimeEquals(presented, token) else {
+            throw GatewayError(status: 401, message: "Send 'Authorization: Bearer <LLMGW_ADMIN_TOKEN>'.", type: "invalid_request_error", code: "invalid_admin_token")
+        }
+    }
 }
