@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "Ingress",
             dependencies: [
-                "Protocol", "ResultStore", "Kafka", "Telemetry",
+                "Protocol", "ResultStore", "Kafka", "Redis", "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),

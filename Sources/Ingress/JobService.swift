@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import Logging
 import Protocol
+import Redis
 import ResultStore
 import Telemetry
 import Tracing
@@ -75,14 +76,12 @@ public struct JobService: Sendable {
             throw .invalidRequest("The request could not be encoded.")
         }
         do {
-            try await store.create(record, request: payload, replyTo: envelope.replyTo, deadline: options.deadline)
-        } catch {
-            logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
-            throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
-        }
-        do {
-            // Written before the produce, so that `queued` is always the first event of the job's stream.
-            try await events.append(jobID: id, type: .queued, JobEventStatus(id: id, status: .queued, provider: job.provider, model: job.request.model))
+            // The `queued` event goes in the same round trip, before the produce, so that it is always the first
+            // event of the job's stream.
+            let queued = events.commands(
+                jobID: id, type: .queued,
+                JobEventStatus(id: id, status: .queued, provider: job.provider, model: job.request.model))
+            try await store.create(record, request: payload, replyTo: envelope.replyTo, deadline: options.deadline, alsoRun: queued)
         } catch {
             logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
             try? await store.discard(id: id)

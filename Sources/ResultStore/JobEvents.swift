@@ -39,21 +39,31 @@ public struct JobEventLog: Sendable {
     /// - Throws: `ResultStoreError` `.unavailable` when Redis cannot be reached.
     @discardableResult
     public func append(jobID: String, type: JobEventType, data: [UInt8]) async throws(ResultStoreError) -> String {
-        let key = RedisArgument(RedisKeys.jobEvents(jobID))
         let replies: [RedisValue]
         do {
-            replies = try await redis.pipeline([
-                ["XADD", key, "MAXLEN", "~", RedisArgument(maxLength), "*",
-                 RedisArgument(RedisKeys.JobEventField.type), RedisArgument(type.rawValue),
-                 RedisArgument(RedisKeys.JobEventField.data), RedisArgument(data)],
-                ["EXPIRE", key, RedisArgument(ttl)],
-            ])
+            replies = try await redis.pipeline(commands(jobID: jobID, type: type, data: data))
         } catch {
             throw ResultStoreError(code: error.isRetryable || error.code == .shutdown ? .unavailable : .unexpected, message: error.message)
         }
         if case .error(let message) = replies[0] { throw ResultStoreError(code: .unexpected, message: message) }
         guard let id = replies[0].string else { throw ResultStoreError(code: .unexpected, message: "unexpected reply to XADD") }
         return id
+    }
+
+    /// The commands that append one event, for callers that send them in a pipeline of their own.
+    public func commands(jobID: String, type: JobEventType, _ payload: some Encodable) -> [[RedisArgument]] {
+        let data = (try? Self.encoder.encode(payload)).map { Array($0) } ?? Array("{}".utf8)
+        return commands(jobID: jobID, type: type, data: data)
+    }
+
+    func commands(jobID: String, type: JobEventType, data: [UInt8]) -> [[RedisArgument]] {
+        let key = RedisArgument(RedisKeys.jobEvents(jobID))
+        return [
+            ["XADD", key, "MAXLEN", "~", RedisArgument(maxLength), "*",
+             RedisArgument(RedisKeys.JobEventField.type), RedisArgument(type.rawValue),
+             RedisArgument(RedisKeys.JobEventField.data), RedisArgument(data)],
+            ["EXPIRE", key, RedisArgument(ttl)],
+        ]
     }
 
     /// Appends an encodable payload.

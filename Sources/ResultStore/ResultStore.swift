@@ -24,7 +24,14 @@ public struct ResultStore: Sendable {
 
     /// Records a new job as `queued`, with the channel of the ingress replica that waits for it.
     /// - Parameter deadline: seconds since 1970 after which the job must not start (it then ends `expired`).
-    public func create(_ record: JobRecord, request: [UInt8], replyTo: String?, deadline: Double? = nil) async throws(ResultStoreError) {
+    /// - Parameter alsoRun: more commands sent in the same round trip (the job's first event, for example).
+    public func create(
+        _ record: JobRecord,
+        request: [UInt8],
+        replyTo: String?,
+        deadline: Double? = nil,
+        alsoRun extra: [[RedisArgument]] = []
+    ) async throws(ResultStoreError) {
         let key = RedisKeys.job(record.id)
         var fields: [RedisArgument] = [
             "HSET", RedisArgument(key),
@@ -38,8 +45,10 @@ public struct ResultStore: Sendable {
         ]
         if let replyTo { fields += ["reply_to", RedisArgument(replyTo)] }
         if let deadline { fields += ["deadline", RedisArgument(Self.format(deadline))] }
-        let replies = try await run { try await redis.pipeline([fields, ["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)]]) }
-        if case .error(let message) = replies[0] { throw ResultStoreError(code: .unavailable, message: message) }
+        let replies = try await run { try await redis.pipeline([fields, ["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)]] + extra) }
+        for reply in replies {
+            if case .error(let message) = reply { throw ResultStoreError(code: .unavailable, message: message) }
+        }
     }
 
     /// The job's document, or `nil` for an unknown id.
