@@ -46,6 +46,10 @@ public final class RedisStreamReader: @unchecked Sendable {
     private var nextToken: UInt64 = 0
     private var running = true
     private let stopped = DispatchSemaphore(value: 0)
+    /// The reader connection's `CLIENT ID` while it is inside a blocking read, so that a new subscription can cut
+    /// the block short with `CLIENT UNBLOCK` instead of waiting for it to time out.
+    private var blockedClientID: Int64?
+    private let control: RedisConnection
 
     /// - Parameters:
     ///   - timeoutMs: connect and reply timeout; each blocking read waits less than this.
@@ -56,6 +60,7 @@ public final class RedisStreamReader: @unchecked Sendable {
         // in the read arrive as soon as they are written.
         self.blockMs = max(1, min(25, timeoutMs / 2))
         self.logger = logger
+        self.control = RedisConnection(endpoint: endpoint, timeoutMs: timeoutMs, logger: logger, name: "redis-stream-control")
         let thread = Thread { [self] in run() }
         thread.name = "redis-stream-reader"
         thread.start()
@@ -73,6 +78,7 @@ public final class RedisStreamReader: @unchecked Sendable {
         let (stream, continuation) = AsyncStream<Element>.makeStream(bufferingPolicy: .unbounded)
         let token = subscribe(key: key, after: afterID, idleInterval: idleInterval, continuation: continuation)
         if token == nil { continuation.finish() }
+        await interruptBlockingRead()
         defer {
             if let token { remove(token) }
             continuation.finish()
@@ -80,8 +86,21 @@ public final class RedisStreamReader: @unchecked Sendable {
         return try await body(stream)
     }
 
+    /// Makes a blocking read in progress return now, so that the next one includes new subscriptions.
+    private func interruptBlockingRead() async {
+        guard let clientID = currentBlockedClientID() else { return }
+        _ = try? await control.send([["CLIENT", "UNBLOCK", RedisArgument(String(clientID))]])
+    }
+
+    private func currentBlockedClientID() -> Int64? {
+        condition.lock()
+        defer { condition.unlock() }
+        return blockedClientID
+    }
+
     /// Ends every subscription and the reader's thread.
     public func shutdown() {
+        control.shutdown()
         condition.lock()
         let wasRunning = running
         running = false
@@ -113,6 +132,7 @@ public final class RedisStreamReader: @unchecked Sendable {
 
     private func run() {
         var context: RedisContext?
+        var clientID: Int64?
         var failures = 0
         while true {
             condition.lock()
@@ -137,13 +157,28 @@ public final class RedisStreamReader: @unchecked Sendable {
                 if let context { connection = context } else {
                     connection = try RedisContext(endpoint: endpoint, timeoutMs: timeoutMs)
                     context = connection
+                    clientID = try connection.roundTrip(["CLIENT", "ID"]).integer
                     if failures > 0 { logger.info("Redis stream reader reconnected") }
                     failures = 0
                 }
                 let keys = Array(from.keys)
                 let arguments: [RedisArgument] = ["XREAD", "COUNT", "512", "BLOCK", RedisArgument(blockMs), "STREAMS"]
                     + keys.map { RedisArgument($0) } + keys.map { RedisArgument(from[$0]!.description) }
-                let reply = try connection.roundTrip(arguments)
+                condition.lock()
+                blockedClientID = clientID
+                condition.unlock()
+                let reply: RedisValue
+                do {
+                    reply = try connection.roundTrip(arguments)
+                    condition.lock()
+                    blockedClientID = nil
+                    condition.unlock()
+                } catch {
+                    condition.lock()
+                    blockedClientID = nil
+                    condition.unlock()
+                    throw error
+                }
                 if case .error(let message) = reply {
                     throw RedisError(code: .server, message: message)
                 }
