@@ -55,7 +55,10 @@ else
     # Resolve dependencies from the versions this checkout already uses, and share its librdkafka and Tansu.
     if [ -f Package.resolved ]; then cp Package.resolved "$src/Package.resolved"; fi
     ln -sfn "$PWD/.deps" "$src/.deps"
-    (cd "$src" && . scripts/env.sh && swift build -c "$LLMGW_BUILD_CONFIGURATION" --scratch-path "$scratch" "${SWIFT_LINK_FLAGS[@]}")
+    if ! (cd "$src" && . scripts/env.sh && swift build -c "$LLMGW_BUILD_CONFIGURATION" --scratch-path "$scratch" "${SWIFT_LINK_FLAGS[@]}"); then
+      echo "the $LLMGW_BUILD_CONFIGURATION build of $(git log -1 --format=%h "$commit") failed; BENCH_SKIP_BUILD=1 reuses the last binary built in $scratch" >&2
+      exit 1
+    fi
     echo "$commit" >"$scratch/$LLMGW_BUILD_CONFIGURATION.commit"
   fi
   commit="$(cat "$scratch/$LLMGW_BUILD_CONFIGURATION.commit" 2>/dev/null || git -C "$src" rev-parse HEAD)"
