@@ -80,9 +80,11 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try common.load()
             try await withKeyStore(configuration) { store in
-                guard APIKey.isValidID(id), try await store.revoke(id: id, now: Date().timeIntervalSince1970) != nil else {
-                    throw ValidationError("no key with id '\(id)'")
-                }
+                // Kept as separate statements: Swift 6.3.1 crashes compiling the combined `guard … , try await …`
+                // condition in release builds.
+                guard APIKey.isValidID(id) else { throw ValidationError("no key with id '\(id)'") }
+                let revoked = try await store.revoke(id: id, now: Date().timeIntervalSince1970)
+                guard revoked != nil else { throw ValidationError("no key with id '\(id)'") }
                 print("Revoked key \(id).")
             }
         }

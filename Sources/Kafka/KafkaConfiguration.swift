@@ -6,8 +6,9 @@ public struct KafkaConfiguration: Sendable {
     public var clientID = "llm-gateway"
     /// How long a produced message may wait for the broker's acknowledgement before it fails.
     public var messageTimeoutMs = 5_000
-    /// How long the producer batches before sending; 0 sends at once.
-    public var lingerMs = 1
+    /// How long the producer batches before sending; 0 sends at once (measured: 1 ms of linger added 1 ms to every
+    /// synchronous request at low load and bought no throughput).
+    public var lingerMs = 0
     /// The consumer group session timeout.
     public var sessionTimeoutMs = 10_000
     /// The longest the broker holds a fetch open when no data is there; it bounds queue latency.
