@@ -68,10 +68,12 @@ until curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1; do sleep 0
 # Auth is on: a development key for the curl below (its secret exists only in this output).
 dev_key="$("$binary" keys create --name "make-run $(date -u +%FT%TZ)" --json 2>>"$run_dir/keys.log" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')"
+(umask 077 && printf '%s\n' "$dev_key" >"$run_dir/dev-key")
 
 cat <<TXT
 
-llm-gateway is running on http://127.0.0.1:$http_port (logs in $run_dir/). Try:
+llm-gateway is running on http://127.0.0.1:$http_port (logs in $run_dir/; the development key is also in
+$run_dir/dev-key). Try:
 
   curl -s http://127.0.0.1:$http_port/gateway/query \\
     -H 'Authorization: Bearer $dev_key' \\
