@@ -48,7 +48,7 @@ struct IngressCommand: AsyncParsableCommand {
             keys: KeyStore(redis: redis), jwt: jwt, configuration: configuration.tenancy, endpoint: endpoint,
             timeoutMs: configuration.redisTimeoutMs, logger: logger)
         let tenancy = TenancyGate(
-            authenticator: authenticator, usage: UsageStore(redis: redis), cache: ResponseCache(redis: redis),
+            authenticator: authenticator, usage: UsageStore(redis: redis),
             configuration: configuration.tenancy,
             events: .init(
                 cacheLookup: { metrics.cacheRequest(hit: $0) },

@@ -43,7 +43,7 @@ public final class JobWaiters: Sendable {
             onMessage: { [weak self] _, payload in
                 self?.finished(String(decoding: payload, as: UTF8.self))
             },
-            onReconnect: { [weak self] in
+            onSubscribed: { [weak self] in
                 guard let self else { return }
                 Task { await self.recheckAll() }
             }

@@ -33,6 +33,11 @@ public final class RedisClient: Sendable {
 
     /// Runs several commands in one round trip; replies (including error replies) come back in order.
     public func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RedisValue] {
+        try await pipeline(commands: commands.map(RedisCommand.init))
+    }
+
+    /// Runs several commands, scripts among them, in one round trip; replies come back in order.
+    public func pipeline(commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
         let index = next.withLockedValue { value in
             defer { value = (value + 1) % connections.count }
             return value
@@ -46,9 +51,12 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Runs a Lua script by `EVAL`; scripts are small and Redis caches them.
-    public func eval(_ script: String, keys: [String], arguments: [RedisArgument]) async throws(RedisError) -> RedisValue {
-        try await command(["EVAL", RedisArgument(script), RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments)
+    /// Runs a Lua script (by `EVALSHA` once the connection loaded it).
+    /// - Throws: `RedisError` with code `.server` when the script fails.
+    public func eval(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws(RedisError) -> RedisValue {
+        let reply = try await pipeline(commands: [.eval(script, keys: keys, arguments: arguments)])[0]
+        if case .error(let message) = reply { throw RedisError(code: .server, message: message) }
+        return reply
     }
 
     /// Whether Redis answers `PING`.

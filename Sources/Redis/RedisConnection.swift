@@ -7,7 +7,7 @@ import Logging
 /// Marked `@unchecked Sendable` because all mutable state is guarded by `condition`.
 final class RedisConnection: @unchecked Sendable {
     private struct Pending {
-        var commands: [[RedisArgument]]
+        var commands: [RedisCommand]
         var continuation: CheckedContinuation<[RedisValue], any Error>
     }
 
@@ -18,6 +18,9 @@ final class RedisConnection: @unchecked Sendable {
     private var pending: [Pending] = []
     private var running = true
     private var context: RedisContext?
+    /// Digests of the scripts this connection's server has loaded (sent by `EVAL` since the connection opened).
+    /// A restarted server breaks the connection, and a new connection starts empty.
+    private var loadedScripts: Set<String> = []
     private var lastConnectFailure: (at: Date, error: RedisError)?
 
     init(endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger, name: String) {
@@ -30,7 +33,7 @@ final class RedisConnection: @unchecked Sendable {
     }
 
     /// Sends commands as one pipeline and returns their replies in order. Error replies are returned, not thrown.
-    func send(_ commands: [[RedisArgument]]) async throws -> [RedisValue] {
+    func send(_ commands: [RedisCommand]) async throws -> [RedisValue] {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             guard running else {
@@ -77,23 +80,52 @@ final class RedisConnection: @unchecked Sendable {
             return
         }
         for entry in batch {
-            for command in entry.commands { context.append(command) }
+            for command in entry.commands { append(command, to: context) }
         }
         var index = 0
         do {
             while index < batch.count {
                 var replies: [RedisValue] = []
                 replies.reserveCapacity(batch[index].commands.count)
-                for _ in batch[index].commands { replies.append(try context.readReply()) }
+                for command in batch[index].commands {
+                    replies.append(try scriptReply(for: command, reply: context.readReply(), context: context))
+                }
                 batch[index].continuation.resume(returning: replies)
                 index += 1
             }
         } catch {
             // The connection is in an unknown state: drop it, fail what has no reply yet.
             self.context = nil
+            loadedScripts = []
             logger.warning("Redis connection lost", metadata: ["error": "\(error)"])
             for entry in batch[index...] { entry.continuation.resume(throwing: error) }
         }
+    }
+
+    /// Buffers a command; a script goes by `EVALSHA` when this connection already loaded it.
+    private func append(_ command: RedisCommand, to context: RedisContext) {
+        guard let script = command.script else { return context.append(command.arguments) }
+        if loadedScripts.contains(script.digest) {
+            context.append(["EVALSHA", RedisArgument(script.digest)] + command.arguments)
+        } else {
+            context.append(["EVAL", script.source] + command.arguments)
+        }
+    }
+
+    /// Notes that a script is loaded once `EVAL` answered. When the server forgot it (`SCRIPT FLUSH`), runs it
+    /// again by `EVAL`; it then runs after the commands that followed it in the pipeline.
+    private func scriptReply(for command: RedisCommand, reply: RedisValue, context: RedisContext) throws(RedisError) -> RedisValue {
+        guard let script = command.script else { return reply }
+        if case .error(let message) = reply {
+            guard message.hasPrefix("NOSCRIPT") else { return reply }
+            loadedScripts = []
+            let retried = try context.roundTrip(["EVAL", script.source] + command.arguments)
+            if case .error = retried { return retried }
+            loadedScripts.insert(script.digest)
+            return retried
+        }
+        loadedScripts.insert(script.digest)
+        return reply
     }
 
     private func connected() throws(RedisError) -> RedisContext {

@@ -89,7 +89,7 @@ public final class RedisStreamReader: @unchecked Sendable {
     /// Makes a blocking read in progress return now, so that the next one includes new subscriptions.
     private func interruptBlockingRead() async {
         guard let clientID = currentBlockedClientID() else { return }
-        _ = try? await control.send([["CLIENT", "UNBLOCK", RedisArgument(String(clientID))]])
+        _ = try? await control.send([RedisCommand(["CLIENT", "UNBLOCK", RedisArgument(String(clientID))])])
     }
 
     private func currentBlockedClientID() -> Int64? {

@@ -4,8 +4,9 @@ import Logging
 import Glibc
 #endif
 
-/// A pub/sub subscription on its own connection and thread. It reconnects after a failure and then calls
-/// `onReconnect`, so that owners can re-check state they may have missed while disconnected.
+/// A pub/sub subscription on its own connection and thread. It reconnects after a failure, and calls
+/// `onSubscribed` each time the subscription is in place (the first time too), so that owners can re-check state
+/// whose messages they may have missed while not subscribed.
 /// Marked `@unchecked Sendable` because its mutable state is confined to its thread or guarded by `lock`.
 public final class RedisSubscriber: @unchecked Sendable {
     public typealias MessageHandler = @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
@@ -17,14 +18,15 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// - Parameters:
     ///   - channels: the channels to subscribe to.
     ///   - onMessage: called on the subscriber's thread for every message.
-    ///   - onReconnect: called on the subscriber's thread after a lost connection was re-established.
+    ///   - onSubscribed: called on the subscriber's thread once the subscription is in place: at first, and after
+    ///     each re-established connection.
     public init(
         endpoint: RedisEndpointSettings,
         channels: [String],
         timeoutMs: Int = 2_000,
         logger: Logger,
         onMessage: @escaping MessageHandler,
-        onReconnect: @escaping @Sendable () -> Void
+        onSubscribed: @escaping @Sendable () -> Void
     ) {
         let thread = Thread { [self] in
             var wasConnected = false
@@ -34,11 +36,9 @@ public final class RedisSubscriber: @unchecked Sendable {
                     let context = try RedisContext(endpoint: endpoint, timeoutMs: timeoutMs)
                     context.append([RedisArgument("SUBSCRIBE")] + channels.map { RedisArgument($0) })
                     for _ in channels { _ = try context.readReply() }
-                    if wasConnected {
-                        logger.info("Redis subscription restored")
-                        onReconnect()
-                    }
+                    if wasConnected { logger.info("Redis subscription restored") }
                     wasConnected = true
+                    onSubscribed()
                     failures = 0
                     try listen(context, onMessage: onMessage)
                 } catch {

@@ -66,12 +66,28 @@ public struct JobEventLog: Sendable {
         ]
     }
 
+    /// An event for a job's status-changing script to append in the same step (see `Scripts.appendEvent`).
+    public func write(jobID: String, type: JobEventType, _ payload: some Encodable) -> JobEventWrite {
+        let data = (try? Self.encoder.encode(payload)).map { Array($0) } ?? Array("{}".utf8)
+        return JobEventWrite(
+            key: RedisKeys.jobEvents(jobID),
+            arguments: [RedisArgument(maxLength), RedisArgument(ttl), RedisArgument(type.rawValue), RedisArgument(data)])
+    }
+
     /// Appends an encodable payload.
     @discardableResult
     public func append(jobID: String, type: JobEventType, _ payload: some Encodable) async throws(ResultStoreError) -> String {
         let data = (try? Self.encoder.encode(payload)).map { Array($0) } ?? Array("{}".utf8)
         return try await append(jobID: jobID, type: type, data: data)
     }
+}
+
+/// An event appended by the script that changes the job's status, so that the two happen together or not at all.
+public struct JobEventWrite: Sendable {
+    /// The job's event stream.
+    public var key: String
+    /// Maximum length, TTL seconds, type, JSON payload.
+    public var arguments: [RedisArgument]
 }
 
 /// Follows jobs' event streams for the ingress, on a dedicated blocking reader.

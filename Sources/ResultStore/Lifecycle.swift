@@ -7,7 +7,7 @@ enum LifecycleScripts {
     /// KEYS: job hash. ARGV: now, notify channel prefix, job id, cancellation channel.
     /// Returns `{"cancelled", previous status}`, `{"final", status}` or `{"unknown", ""}`. A running job is
     /// announced on the cancellation channel, so that its worker aborts the upstream call.
-    static let cancel = """
+    static let cancel: RedisScript = """
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', ''} end
     if status ~= 'queued' and status ~= 'in_progress' then return {'final', status} end
@@ -21,7 +21,7 @@ enum LifecycleScripts {
     /// KEYS: job hash. ARGV: ttl seconds.
     /// Returns `{"queued", previous status}` when a failed or expired job was reset to queued, `{"refused", status}`
     /// for any other status, or `{"unknown", ""}`.
-    static let requeue = """
+    static let requeue: RedisScript = """
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', ''} end
     if status ~= 'failed' and status ~= 'expired' then return {'refused', status} end
@@ -33,13 +33,13 @@ enum LifecycleScripts {
 
     /// KEYS: idempotency key. ARGV: job id, ttl seconds.
     /// Returns `{1, job id}` when this call took the key, `{0, the holder's job id}` otherwise.
-    static let claimIdempotency = """
+    static let claimIdempotency: RedisScript = """
     if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return {1, ARGV[1]} end
     return {0, redis.call('GET', KEYS[1])}
     """
 
     /// KEYS: idempotency key. ARGV: job id. Deletes the key when it still names that job.
-    static let releaseIdempotency = """
+    static let releaseIdempotency: RedisScript = """
     if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
     return 0
     """

@@ -88,12 +88,16 @@ public struct ResultStore: Sendable {
     }
 
     /// Claims a job for `worker` with a lease, and marks it `in_progress`.
-    public func start(id: String, worker: String, leaseMs: Int, now: Double) async throws(ResultStoreError) -> StartDecision {
+    /// - Parameter event: appended to the job's event stream when this call claims the job (the `started` event).
+    public func start(id: String, worker: String, leaseMs: Int, now: Double, event: JobEventWrite? = nil) async throws(ResultStoreError) -> StartDecision {
         let reply = try await run {
-            try await redis.eval(Scripts.start, keys: [RedisKeys.job(id), RedisKeys.jobLease(id)], arguments: [
-                RedisArgument(worker), RedisArgument(leaseMs), RedisArgument(Self.format(now)),
-                RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
-            ])
+            try await redis.eval(
+                Scripts.start,
+                keys: [RedisKeys.job(id), RedisKeys.jobLease(id)] + (event.map { [$0.key] } ?? []),
+                arguments: [
+                    RedisArgument(worker), RedisArgument(leaseMs), RedisArgument(Self.format(now)),
+                    RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
+                ] + (event?.arguments ?? []))
         }
         guard let parts = reply.array, let kind = parts.first?.string else {
             throw ResultStoreError(code: .unexpected, message: "unexpected reply to start")
@@ -116,6 +120,10 @@ public struct ResultStore: Sendable {
 
     /// Writes the final outcome, releases the lease and notifies the waiting ingress replica, atomically.
     /// A job that already ended is left as it is.
+    /// - Parameters:
+    ///   - event: appended to the job's event stream when this call ends the job (`completed` or `failed`).
+    ///   - preceding: commands sent in the same round trip just before (idempotent ones: they are sent again when
+    ///     the call is retried); `precedingFailed` hears of their error replies.
     /// - Returns: `false` when the job had already ended (a duplicate), `true` when this call ended it.
     @discardableResult
     public func finish(
@@ -127,7 +135,10 @@ public struct ResultStore: Sendable {
         model: String,
         now: Double,
         webhooks: [WebhookDeliveryPlan] = [],
-        webhookRetention: Int = 0
+        webhookRetention: Int = 0,
+        event: JobEventWrite? = nil,
+        preceding: [RedisCommand] = [],
+        precedingFailed: (String) -> Void = { _ in }
     ) async throws(ResultStoreError) -> Bool {
         let status: String
         let payload: [UInt8]
@@ -147,12 +158,19 @@ public struct ResultStore: Sendable {
             RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id), RedisArgument(status),
             RedisArgument(payload), RedisArgument(usage), RedisArgument(log), RedisArgument(attemptLog.count),
             RedisArgument(provider), RedisArgument(model),
-        ] + Self.webhookArguments(webhooks, dueAt: now, retention: max(webhookRetention, resultTTL))
+        ] + Self.webhookArguments(webhooks, dueAt: now, retention: max(webhookRetention, resultTTL)) + (event?.arguments ?? [])
         let keys = [RedisKeys.job(id), RedisKeys.jobLease(id), RedisKeys.webhooksDue] + webhooks.map { RedisKeys.webhookDelivery($0.id) }
-        let reply = try await run {
-            try await redis.eval(Scripts.finish, keys: keys, arguments: arguments)
+            + (event.map { [$0.key] } ?? [])
+        let replies = try await run {
+            try await redis.pipeline(commands: preceding + [.eval(Scripts.finish, keys: keys, arguments: arguments)])
         }
-        return reply.integer == 1
+        for reply in replies.dropLast() {
+            if case .error(let message) = reply { precedingFailed(message) }
+        }
+        if case .error(let message) = replies.last {
+            throw ResultStoreError(code: .unexpected, message: message)
+        }
+        return replies.last?.integer == 1
     }
 
     // MARK: -

@@ -1,9 +1,24 @@
+import Protocol
+import Redis
+
 /// The Lua scripts behind every status change of a job. Keys and arguments are documented per script.
 enum Scripts {
-    /// KEYS: job hash, lease. ARGV: worker id, lease ms, now, notify channel prefix, job id.
+    /// Appends an event to a job's event stream: `append_event(key, i)` takes the stream's approximate maximum
+    /// length, TTL seconds, event type and JSON payload from `ARGV[i]…ARGV[i + 3]` (see `JobEventWrite`).
+    static let appendEvent = """
+    local function append_event(key, at)
+      redis.call('XADD', key, 'MAXLEN', '~', ARGV[at], '*', '\(RedisKeys.JobEventField.type)', ARGV[at + 2], '\(RedisKeys.JobEventField.data)', ARGV[at + 3])
+      redis.call('EXPIRE', key, ARGV[at + 1])
+    end
+    """
+
+    /// KEYS: job hash, lease, and optionally the job's event stream.
+    /// ARGV: worker id, lease ms, now, notify channel prefix, job id, then the `started` event (`append_event`).
     /// Returns `{"run", runs}`, `{"final", status}`, `{"leased", ms left}` or `{"unknown", 0}`.
-    /// A queued job past its `deadline` ends `expired` here, before any provider call.
-    static let start = """
+    /// A queued job past its `deadline` ends `expired` here, before any provider call. The `started` event is
+    /// appended only when this call claims the job.
+    static let start = RedisScript("""
+    \(appendEvent)
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', 0} end
     if status == 'queued' then
@@ -25,11 +40,12 @@ enum Scripts {
     redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
     local runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
     redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[3])
+    if KEYS[3] then append_event(KEYS[3], 6) end
     return {'run', runs}
-    """
+    """)
 
     /// KEYS: lease. ARGV: worker id, lease ms. Returns 1 when renewed, 0 when the lease belongs to someone else.
-    static let renew = """
+    static let renew: RedisScript = """
     if redis.call('GET', KEYS[1]) == ARGV[1] then
       redis.call('PEXPIRE', KEYS[1], ARGV[2])
       return 1
@@ -37,15 +53,17 @@ enum Scripts {
     return 0
     """
 
-    /// KEYS: job hash, lease, due webhooks (sorted set), then one hash per webhook delivery.
+    /// KEYS: job hash, lease, due webhooks (sorted set), then one hash per webhook delivery, then optionally the
+    /// job's event stream.
     /// ARGV: worker id, ttl seconds, now, notify channel prefix, job id, status (`completed`|`failed`),
     /// result or error JSON, usage JSON or '', attempt log JSON, attempts, provider, model,
     /// deliveries due at (unix ms), delivery ttl seconds, number of deliveries, then per delivery: id, message id,
-    /// job id, url, key id or '', registered ('1'|'0'), body.
+    /// job id, url, key id or '', registered ('1'|'0'), body; then the final event (`append_event`).
     /// Returns 1 when this call ended the job, 0 when it had already ended, -1 when the record is gone.
-    /// The deliveries are recorded and scheduled only by the call that ends the job, in the same step, so a crash
-    /// between finishing and delivering cannot lose them.
-    static let finish = """
+    /// The deliveries and the final event are recorded only by the call that ends the job, in the same step, so a
+    /// crash between finishing and delivering cannot lose them, and a rerun cannot repeat them.
+    static let finish = RedisScript("""
+    \(appendEvent)
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return -1 end
     if status ~= 'queued' and status ~= 'in_progress' then return 0 end
@@ -56,9 +74,10 @@ enum Scripts {
     if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[8]) end
     redis.call('EXPIRE', KEYS[1], ARGV[2])
     if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+    local deliveries = tonumber(ARGV[15] or '0')
+    if KEYS[4 + deliveries] then append_event(KEYS[4 + deliveries], 16 + deliveries * 7) end
     local reply = redis.call('HGET', KEYS[1], 'reply_to')
     if reply then redis.call('PUBLISH', ARGV[4] .. reply, ARGV[5]) end
-    local deliveries = tonumber(ARGV[15] or '0')
     local ids = {}
     for i = 1, deliveries do
       local b = 15 + (i - 1) * 7
@@ -71,5 +90,5 @@ enum Scripts {
     end
     if deliveries > 0 then redis.call('HSET', KEYS[1], 'webhooks', table.concat(ids, ' ')) end
     return 1
-    """
+    """)
 }

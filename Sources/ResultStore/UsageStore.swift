@@ -26,8 +26,12 @@ public struct UsageStore: Sendable {
         public var monthlyCostMicros: Int?
         public var day: String
         public var month: String
+        /// A response cache entry to read first: on a hit the request costs one request, no tokens and no money,
+        /// and is accounted as a cache hit of the entry's model, in the same step.
+        public var cacheKey: String?
 
-        public init(tenant: String, rpm: Int, tpm: Int, tokens: Int, costMicros: Int, dailyTokens: Int?, monthlyTokens: Int?, monthlyCostMicros: Int?, day: String, month: String) {
+        public init(tenant: String, rpm: Int, tpm: Int, tokens: Int, costMicros: Int, dailyTokens: Int?, monthlyTokens: Int?, monthlyCostMicros: Int?, day: String, month: String, cacheKey: String? = nil) {
+            self.cacheKey = cacheKey
             self.tenant = tenant
             self.rpm = rpm
             self.tpm = tpm
@@ -64,33 +68,41 @@ public struct UsageStore: Sendable {
         public var tokensResetMs: Int
         /// Milliseconds until a rejected request could be admitted (rate limits only).
         public var retryAfterMs: Int
+        /// The response cache entry, when `Charge.cacheKey` named one that exists.
+        public var cached: [UInt8]? = nil
     }
 
-    /// Checks the budgets, then both rate limits, and charges all of them only when everything admits.
+    /// Reads the response cache entry (when asked), checks the budgets, then both rate limits, and charges all of
+    /// them only when everything admits: one round trip.
     public func admit(_ charge: Charge) async throws(ResultStoreError) -> Decision {
+        var keys = [
+            RedisKeys.rateLimit(tenant: charge.tenant),
+            RedisKeys.budget(tenant: charge.tenant, period: charge.day),
+            RedisKeys.budget(tenant: charge.tenant, period: charge.month),
+        ]
+        if let cacheKey = charge.cacheKey {
+            keys += [cacheKey, RedisKeys.usage(tenant: charge.tenant, day: charge.day), RedisKeys.usageTenants(day: charge.day)]
+        }
         let reply = try await storeCall {
             try await redis.eval(
                 Self.admitScript,
-                keys: [
-                    RedisKeys.rateLimit(tenant: charge.tenant),
-                    RedisKeys.budget(tenant: charge.tenant, period: charge.day),
-                    RedisKeys.budget(tenant: charge.tenant, period: charge.month),
-                ],
+                keys: keys,
                 arguments: [
                     RedisArgument(charge.rpm), RedisArgument(charge.tpm), RedisArgument(charge.tokens),
                     RedisArgument(charge.dailyTokens ?? 0), RedisArgument(charge.monthlyTokens ?? 0),
                     RedisArgument(charge.monthlyCostMicros ?? 0), RedisArgument(charge.costMicros),
-                    RedisArgument(Self.usageRetentionSeconds),
+                    RedisArgument(Self.usageRetentionSeconds), RedisArgument(charge.tenant),
                 ])
         }
-        guard let parts = reply.array, parts.count == 8, let verdict = parts[0].string.flatMap(Decision.Verdict.init(rawValue:)) else {
+        guard let parts = reply.array, parts.count >= 8, let verdict = parts[0].string.flatMap(Decision.Verdict.init(rawValue:)) else {
             throw ResultStoreError(code: .unexpected, message: "unexpected reply to admission")
         }
         func number(_ index: Int) -> Int { Int(parts[index].integer ?? 0) }
         return Decision(
             verdict: verdict,
             requestLimit: number(1), requestsRemaining: number(2), requestsResetMs: number(3),
-            tokenLimit: number(4), tokensRemaining: number(5), tokensResetMs: number(6), retryAfterMs: number(7))
+            tokenLimit: number(4), tokensRemaining: number(5), tokensResetMs: number(6), retryAfterMs: number(7),
+            cached: parts.count > 8 ? parts[8].bytes : nil)
     }
 
     /// What a finished (or cache-answered) request really used.
@@ -124,11 +136,10 @@ public struct UsageStore: Sendable {
         }
     }
 
-    /// Reconciles the admission estimate with real usage (token bucket and budgets) and accounts the usage.
-    /// - Parameter jobID: settles a job at most once, however often it is redelivered; `nil` for cache hits.
-    /// - Returns: `false` when the job was already settled.
-    @discardableResult
-    public func settle(_ settlement: Settlement, jobID: String? = nil) async throws(ResultStoreError) -> Bool {
+    /// The command that reconciles the admission estimate with real usage (token bucket and budgets) and accounts
+    /// the usage. Its reply is 0 when the job was already settled.
+    /// - Parameter jobID: settles a job at most once, however often it is redelivered.
+    public static func settleCommand(_ settlement: Settlement, jobID: String? = nil) -> RedisCommand {
         var keys = [
             RedisKeys.rateLimit(tenant: settlement.tenant),
             RedisKeys.budget(tenant: settlement.tenant, period: settlement.day),
@@ -137,18 +148,15 @@ public struct UsageStore: Sendable {
             RedisKeys.usageTenants(day: settlement.day),
         ]
         if let jobID { keys.append(RedisKeys.jobSettled(jobID)) }
-        let reply = try await storeCall {
-            try await redis.eval(
-                Self.settleScript,
-                keys: keys,
-                arguments: [
-                    RedisArgument(settlement.tpm), RedisArgument(settlement.tokenDelta), RedisArgument(settlement.costDeltaMicros),
-                    RedisArgument(settlement.model), RedisArgument(settlement.promptTokens), RedisArgument(settlement.completionTokens),
-                    RedisArgument(settlement.costMicros), RedisArgument(settlement.cacheHit ? 1 : 0), RedisArgument(settlement.tenant),
-                    RedisArgument(Self.usageRetentionSeconds),
-                ])
-        }
-        return reply.integer == 1
+        return .eval(
+            settleScript,
+            keys: keys,
+            arguments: [
+                RedisArgument(settlement.tpm), RedisArgument(settlement.tokenDelta), RedisArgument(settlement.costDeltaMicros),
+                RedisArgument(settlement.model), RedisArgument(settlement.promptTokens), RedisArgument(settlement.completionTokens),
+                RedisArgument(settlement.costMicros), RedisArgument(settlement.cacheHit ? 1 : 0), RedisArgument(settlement.tenant),
+                RedisArgument(usageRetentionSeconds),
+            ])
     }
 
     /// One tenant's usage of one model on one day.
@@ -233,19 +241,30 @@ public struct UsageStore: Sendable {
         return result
     }
 
-    /// KEYS: rate-limit hash, day budget hash, month budget hash.
+    /// KEYS: rate-limit hash, day budget hash, month budget hash; optionally the response cache entry, the usage
+    /// hash of the day and the usage tenants of the day.
     /// ARGV: rpm, tpm, tokens, daily token budget (0: none), monthly token budget (0: none),
-    /// monthly cost budget in micro-dollars (0: none), estimated cost in micro-dollars, budget TTL seconds.
+    /// monthly cost budget in micro-dollars (0: none), estimated cost in micro-dollars, budget TTL seconds, tenant.
+    /// A cache hit is charged one request and nothing else, and once admitted it is accounted (requests and
+    /// cache_hits of the entry's `provider/model`, as `settleScript` does).
     /// GCRA per bucket: each unit advances the theoretical arrival time (TAT) by 60000/limit ms, and a request is
     /// admitted while TAT − now stays within one period, which allows a burst of one full minute's limit.
-    /// Returns {verdict, rpm, requests left, requests reset ms, tpm, tokens left, tokens reset ms, retry after ms}.
-    static let admitScript = """
+    /// Returns {verdict, rpm, requests left, requests reset ms, tpm, tokens left, tokens reset ms, retry after ms,
+    /// cache entry or false}.
+    static let admitScript: RedisScript = """
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     local period = 60000
     local rpm = tonumber(ARGV[1])
     local tpm = tonumber(ARGV[2])
     local tokens = tonumber(ARGV[3])
+    local cost = tonumber(ARGV[7])
+    local cached = false
+    if KEYS[4] then cached = redis.call('GET', KEYS[4]) end
+    if cached then
+      tokens = 0
+      cost = 0
+    end
     local req_step = period / rpm
     local tok_step = period / tpm
     local state = redis.call('HMGET', KEYS[1], 'req', 'tok')
@@ -258,7 +277,7 @@ public struct UsageStore: Sendable {
       return n
     end
     local function reply(verdict, rt, tt, retry)
-      return {verdict, rpm, left(rt, req_step, rpm), math.ceil(rt - now), tpm, left(tt, tok_step, tpm), math.ceil(tt - now), math.ceil(retry)}
+      return {verdict, rpm, left(rt, req_step, rpm), math.ceil(rt - now), tpm, left(tt, tok_step, tpm), math.ceil(tt - now), math.ceil(retry), cached}
     end
     local daily = tonumber(ARGV[4])
     local monthly = tonumber(ARGV[5])
@@ -292,9 +311,20 @@ public struct UsageStore: Sendable {
       redis.call('EXPIRE', KEYS[2], ARGV[8])
       redis.call('EXPIRE', KEYS[3], ARGV[8])
     end
-    if tonumber(ARGV[7]) > 0 then
-      redis.call('HINCRBY', KEYS[3], 'cost_micros', ARGV[7])
+    if cost > 0 then
+      redis.call('HINCRBY', KEYS[3], 'cost_micros', cost)
       redis.call('EXPIRE', KEYS[3], ARGV[8])
+    end
+    if cached then
+      local ok, entry = pcall(cjson.decode, cached)
+      if ok and type(entry) == 'table' and type(entry.provider) == 'string' and type(entry.model) == 'string' then
+        local model = entry.provider .. '/' .. entry.model
+        redis.call('HINCRBY', KEYS[5], model .. '|requests', 1)
+        redis.call('HINCRBY', KEYS[5], model .. '|cache_hits', 1)
+        redis.call('EXPIRE', KEYS[5], ARGV[8])
+        redis.call('SADD', KEYS[6], ARGV[9])
+        redis.call('EXPIRE', KEYS[6], ARGV[8])
+      end
     end
     return reply('ok', new_req, new_tok, 0)
     """
@@ -305,7 +335,7 @@ public struct UsageStore: Sendable {
     /// cache hit (0|1), tenant, TTL seconds.
     /// Moves the tokens bucket by the delta (never below now: unused tokens are given back, overuse becomes debt),
     /// corrects the budgets and adds the usage.
-    static let settleScript = """
+    static let settleScript: RedisScript = """
     if KEYS[6] and not redis.call('SET', KEYS[6], '1', 'NX', 'EX', 604800) then return 0 end
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

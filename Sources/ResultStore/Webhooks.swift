@@ -7,7 +7,7 @@ enum WebhookScripts {
     /// KEYS: due set. ARGV: now ms, lease ms, limit.
     /// Returns the ids of due deliveries, each pushed `lease` into the future: a dispatcher that dies holding them
     /// lets them fall due again.
-    static let claim = """
+    static let claim: RedisScript = """
     local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
     for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
     return ids
@@ -16,7 +16,7 @@ enum WebhookScripts {
     /// KEYS: delivery hash, due set, dead set.
     /// ARGV: delivery id, attempt JSON, outcome (`retry`|`delivered`|`dead`|`disabled`), next due ms, now ms.
     /// Returns the number of attempts so far, or 0 when the delivery is no longer pending.
-    static let attempt = """
+    static let attempt: RedisScript = """
     if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end
     local log = redis.call('HGET', KEYS[1], 'log')
     if log and log ~= '' then log = log .. ',' .. ARGV[2] else log = ARGV[2] end
@@ -36,7 +36,7 @@ enum WebhookScripts {
 
     /// KEYS: delivery hash, due set, dead set. ARGV: delivery id, now ms, ttl seconds.
     /// Returns 1 when scheduled again, 0 when it is still pending, -1 when there is no such delivery.
-    static let redeliver = """
+    static let redeliver: RedisScript = """
     local state = redis.call('HGET', KEYS[1], 'state')
     if not state then return -1 end
     if state == 'pending' then return 0 end

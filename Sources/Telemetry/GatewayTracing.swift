@@ -5,8 +5,9 @@ import Tracing
 
 /// The process' tracer: OpenTelemetry through swift-otel, with W3C trace context propagation.
 ///
-/// Spans are always created, so that log lines carry a `trace_id` and the `traceparent` travels with every job;
-/// they are exported by OTLP/HTTP only when an endpoint is configured.
+/// Span contexts are always created, so that log lines carry a `trace_id` and the `traceparent` travels with every
+/// job; spans are recorded and exported by OTLP/HTTP only when an endpoint is configured (or an incoming
+/// `traceparent` asks for sampling).
 public enum GatewayTracing {
     /// Builds the tracer.
     /// - Parameters:
@@ -26,7 +27,11 @@ public enum GatewayTracing {
             configuration.traces.otlpExporter.protocol = .httpProtobuf
             configuration.traces.otlpExporter.endpoint = tracesEndpoint
         } else {
+            // Nothing would receive the spans: record none, but keep creating span contexts, so that trace ids
+            // still reach the logs and travel in Kafka headers and provider calls. A sampled incoming
+            // `traceparent` is still honoured.
             configuration.traces.exporter = .none
+            configuration.traces.sampler = .parentBasedAlwaysOff
         }
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         return (backend.factory, backend.service)

@@ -111,13 +111,19 @@ public final class WorkerService: Service, Sendable {
     /// - Returns: `true` when the job's outcome is persisted (or it needs no work), so its offset may be stored.
     func process(_ envelope: JobEnvelope, message: KafkaMessage, logger: Logger) async -> Bool {
         let leaseMs = configuration.jobLeaseSeconds * 1000
+        // Watched before the claim, so that no cancellation between the claim and the call goes unnoticed.
+        let cancellations = lifecycle?.cancellations
+        let watch = cancellations?.watch(envelope.id)
+        defer { if let watch { cancellations?.end(watch) } }
         // Claim the job; a lease held by another live worker means it runs there: wait for it to end or expire.
         var attempt = 0
         while true {
             attempt += 1
             let decision: ResultStore.StartDecision
             do {
-                decision = try await store.start(id: envelope.id, worker: workerID, leaseMs: leaseMs, now: Date().timeIntervalSince1970)
+                decision = try await store.start(
+                    id: envelope.id, worker: workerID, leaseMs: leaseMs, now: Date().timeIntervalSince1970,
+                    event: events.write(jobID: envelope.id, type: .started, JobEventStatus(id: envelope.id, status: .inProgress)))
             } catch {
                 guard await pause(attempt: attempt, reason: "claim", error: error, logger: logger) else { return false }
                 continue
@@ -141,15 +147,14 @@ public final class WorkerService: Service, Sendable {
         let started = recordStarted(envelope, logger: logger)
         defer { metrics.jobsInFlight(provider: envelope.provider, -1) }
 
-        await appendEvent(envelope.id, .started, JobEventStatus(id: envelope.id, status: .inProgress), logger: logger)
         let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
         let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
             group.addTask { await self.runner.run(envelope, logger: logger, relay: relay) }
             group.addTask { await self.keepLease(envelope.id, leaseMs: leaseMs, logger: logger); return nil }
-            if let cancellations = self.lifecycle?.cancellations {
+            if let cancellations, let watch {
                 // A cancellation ends the group, which aborts the upstream call.
                 group.addTask {
-                    await cancellations.waitUntilCancelled(envelope.id)
+                    await cancellations.waitUntilCancelled(watch)
                     return Task.isCancelled ? nil : WorkerLifecycle.cancelledRun(envelope)
                 }
             }
@@ -163,8 +168,12 @@ public final class WorkerService: Service, Sendable {
             return result
         }
         guard let run, !Task.isCancelled else { return false }
-        await settleTenancy(envelope, run: run, logger: logger)
         guard let webhooks = await webhookPlans(envelope, run: run, logger: logger) else { return false }
+        let status: JobStatus = if case .completed = run.outcome { .completed } else { .failed }
+        let finalEvent = events.write(
+            jobID: envelope.id, type: status == .completed ? .completed : .failed,
+            JobEventStatus(id: envelope.id, status: status, provider: run.provider, model: run.model))
+        let tenancy = tenancyCommands(envelope, run: run)
 
         // Persist the outcome; retry through Redis outages, since the offset must not move before it is stored.
         attempt = 0
@@ -174,16 +183,13 @@ public final class WorkerService: Service, Sendable {
                 let ended = try await store.finish(
                     id: envelope.id, worker: workerID, outcome: run.outcome, attemptLog: run.attempts,
                     provider: run.provider, model: run.model, now: Date().timeIntervalSince1970,
-                    webhooks: webhooks, webhookRetention: lifecycle?.webhookRetention ?? 0)
+                    webhooks: webhooks, webhookRetention: lifecycle?.webhookRetention ?? 0,
+                    event: finalEvent, preceding: tenancy,
+                    precedingFailed: { logger.warning("Usage or response cache not written", metadata: ["error": "\($0)"]) })
                 if case .failed(let failure) = run.outcome, ended {
                     await deadLetter(message, reason: failure.message, attempts: run.attempts, logger: logger)
                 }
                 if ended { recordEnded(envelope, run: run, started: started) }
-                if ended {
-                    let status: JobStatus = if case .completed = run.outcome { .completed } else { .failed }
-                    await appendEvent(envelope.id, status == .completed ? .completed : .failed,
-                                      JobEventStatus(id: envelope.id, status: status, provider: run.provider, model: run.model), logger: logger)
-                }
                 logger.debug("Job finished", metadata: ["outcome": "\(ended ? "recorded" : "duplicate")"])
                 return true
             } catch {

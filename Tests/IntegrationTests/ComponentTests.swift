@@ -65,23 +65,24 @@ extension Integration {
             let redis = try client(port: server.port)
             defer { redis.shutdown() }
             let received = NIOLockedValueBox<[String]>([])
-            let reconnects = NIOLockedValueBox(0)
+            let subscriptions = NIOLockedValueBox(0)
             let subscriber = RedisSubscriber(
                 endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), channels: ["llmgw:test:channel"], logger: logger,
                 onMessage: { _, payload in received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) } },
-                onReconnect: { reconnects.withLockedValue { $0 += 1 } })
+                onSubscribed: { subscriptions.withLockedValue { $0 += 1 } })
             defer { subscriber.shutdown() }
             try await waitFor("the first message", timeout: .seconds(10)) {
                 _ = try? await redis.command("PUBLISH", "llmgw:test:channel", "one")
                 return received.withLockedValue { $0.contains("one") }
             }
+            #expect(subscriptions.withLockedValue { $0 } == 1)
             await server.stop()
             try await server.start()
             try await waitFor("a message after the restart", timeout: .seconds(15)) {
                 _ = try? await redis.command("PUBLISH", "llmgw:test:channel", "two")
                 return received.withLockedValue { $0.contains("two") }
             }
-            #expect(reconnects.withLockedValue { $0 } >= 1)
+            #expect(subscriptions.withLockedValue { $0 } >= 2)
         }
     }
 
@@ -154,7 +155,7 @@ extension Integration {
                 endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort),
                 channels: [RedisKeys.notifyChannel(instance: instance)], logger: logger,
                 onMessage: { _, payload in received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) } },
-                onReconnect: {})
+                onSubscribed: {})
             defer { subscriber.shutdown() }
             try await waitFor("the subscription", timeout: .seconds(10)) {
                 (try await store.redis.command("PUBSUB", "NUMSUB", RedisArgument(RedisKeys.notifyChannel(instance: instance)))).array?.last?.integer == 1

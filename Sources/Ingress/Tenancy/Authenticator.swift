@@ -41,8 +41,8 @@ public final class Authenticator: Sendable {
             onMessage: { [weak self] _, payload in
                 self?.forget(String(decoding: payload, as: UTF8.self))
             },
-            onReconnect: { [weak self] in
-                // A revocation may have been published while disconnected.
+            onSubscribed: { [weak self] in
+                // A revocation may have been published while not subscribed.
                 self?.cache.withLockedValue {
                     $0.entries.removeAll()
                     $0.generation += 1

@@ -10,8 +10,8 @@ import ResultStore
 /// requests that would enqueue a job.
 public struct TenancyGate: Sendable {
     public let authenticator: Authenticator
+    /// Rate limits, budgets and usage; its admission script also reads the response cache.
     let usage: UsageStore
-    let cache: ResponseCache
     let configuration: TenancyConfiguration
     let events: Events
     let logger: Logger
@@ -29,10 +29,9 @@ public struct TenancyGate: Sendable {
         }
     }
 
-    public init(authenticator: Authenticator, usage: UsageStore, cache: ResponseCache, configuration: TenancyConfiguration, events: Events = Events(), logger: Logger) {
+    public init(authenticator: Authenticator, usage: UsageStore, configuration: TenancyConfiguration, events: Events = Events(), logger: Logger) {
         self.authenticator = authenticator
         self.usage = usage
-        self.cache = cache
         self.configuration = configuration
         self.events = events
         self.logger = logger
@@ -47,8 +46,8 @@ public struct TenancyGate: Sendable {
         public var tenancy: JobTenancy?
     }
 
-    /// Admits a request that would enqueue `job`: reads the cache unless `Cache-Control: no-cache`, then charges
-    /// the rate limits and budgets (a cache hit costs one request and no tokens).
+    /// Admits a request that would enqueue `job`: reads the cache unless `Cache-Control: no-cache` and charges the
+    /// rate limits and budgets, in one round trip (a cache hit costs one request and no tokens).
     /// - Parameter streaming: a streamed answer is never served from the cache (it is still written to it).
     /// - Throws: `GatewayError` 429 (`rate_limit_exceeded`, `insufficient_quota`) or 503 (Redis, when closed).
     public func admit(_ job: NormalizedJob, headers: HTTPFields, streaming: Bool = false) async throws(GatewayError) -> Admission {
@@ -63,36 +62,25 @@ public struct TenancyGate: Sendable {
             ttl = min(ttl, requested)
         }
         let cacheKey = configuration.cacheTTL > 0 ? ResponseCacheKey.redisKey(job, namespace: tenant.cacheNamespace) : nil
-        var hit: CachedResponse?
-        if let cacheKey, !streaming, !directives.contains("no-cache") {
-            do {
-                hit = try await cache.read(key: cacheKey)
-            } catch {
-                logger.debug("Response cache unreadable; treated as a miss", metadata: ["error": "\(error)"])
-            }
-            events.cacheLookup(hit != nil)
-        }
+        let readsCache = cacheKey != nil && !streaming && !directives.contains("no-cache")
         let now = Date().timeIntervalSince1970
         let period = UsagePeriod.dayAndMonth(now)
         let promptTokens = TokenEstimate.promptTokens(job.request)
         let completionTokens = TokenEstimate.completionTokens(job.request)
-        let tokens = hit == nil ? promptTokens + completionTokens : 0
-        let cost = hit == nil
-            ? configuration.prices.costMicros(provider: job.provider, model: job.request.model, promptTokens: promptTokens, completionTokens: completionTokens)
-            : 0
-        let charged = try await charge(state, tokens: tokens, costMicros: cost, period: period, now: now)
-        if let hit {
-            state.setCache("HIT")
-            let settlement = UsageStore.Settlement(
-                tenant: tenant.id, tpm: limits(tenant).tpm, tokenDelta: 0, costDeltaMicros: 0, day: period.day, month: period.month,
-                model: "\(hit.provider)/\(hit.model)", promptTokens: 0, completionTokens: 0, costMicros: 0, cacheHit: true)
-            do {
-                try await usage.settle(settlement)
-            } catch {
-                logger.warning("Cache hit not accounted: Redis unavailable", metadata: ["error": "\(error)"])
+        let tokens = promptTokens + completionTokens
+        let cost = configuration.prices.costMicros(provider: job.provider, model: job.request.model, promptTokens: promptTokens, completionTokens: completionTokens)
+        // One round trip reads the cache and charges: a hit costs one request and no tokens.
+        let decision = try await charge(state, tokens: tokens, costMicros: cost, period: period, now: now, cacheKey: readsCache ? cacheKey : nil)
+        if readsCache {
+            let hit = decision?.cached.flatMap { try? JSONDecoder().decode(CachedResponse.self, from: Data($0)) }
+            events.cacheLookup(hit != nil)
+            if let hit {
+                state.setCache("HIT")
+                return Admission(cached: hit, tenancy: nil)
             }
-            return Admission(cached: hit, tenancy: nil)
         }
+        // An entry that did not decode was charged as a hit; the worker's settlement charges the real usage.
+        let charged = decision != nil && decision?.cached == nil
         state.setCache("MISS")
         let store = !directives.contains("no-store") && ttl > 0
         let jobTenancy = JobTenancy(
@@ -108,7 +96,7 @@ public struct TenancyGate: Sendable {
     func admitRequest() async throws(GatewayError) {
         guard let state = TenancyRequestState.current else { throw GatewayError.internalError }
         let now = Date().timeIntervalSince1970
-        _ = try await charge(state, tokens: 0, costMicros: 0, period: UsagePeriod.dayAndMonth(now), now: now)
+        _ = try await charge(state, tokens: 0, costMicros: 0, period: UsagePeriod.dayAndMonth(now), now: now, cacheKey: nil)
     }
 
     /// The tenant's limits with the configured defaults filled in.
@@ -116,8 +104,9 @@ public struct TenancyGate: Sendable {
         (tenant.limits.rpm ?? configuration.defaultRPM, tenant.limits.tpm ?? configuration.defaultTPM)
     }
 
-    /// Runs the admission script. Returns `false` when Redis failed and the policy is `open` (nothing was charged).
-    private func charge(_ state: TenancyRequestState, tokens: Int, costMicros: Int, period: (day: String, month: String), now: Double) async throws(GatewayError) -> Bool {
+    /// Runs the admission script, which first reads the cache entry `cacheKey` when given. Returns `nil` when Redis
+    /// failed and the policy is `open` (nothing was charged, no cache read).
+    private func charge(_ state: TenancyRequestState, tokens: Int, costMicros: Int, period: (day: String, month: String), now: Double, cacheKey: String?) async throws(GatewayError) -> UsageStore.Decision? {
         let tenant = state.tenant
         let (rpm, tpm) = limits(tenant)
         let decision: UsageStore.Decision
@@ -126,7 +115,7 @@ public struct TenancyGate: Sendable {
                 tenant: tenant.id, rpm: rpm, tpm: tpm, tokens: tokens, costMicros: costMicros,
                 dailyTokens: tenant.limits.dailyTokens, monthlyTokens: tenant.limits.monthlyTokens,
                 monthlyCostMicros: tenant.limits.monthlyCostUSD.map { Int(($0 * 1_000_000).rounded(.down)) },
-                day: period.day, month: period.month))
+                day: period.day, month: period.month, cacheKey: cacheKey))
         } catch {
             switch configuration.rateLimitOnRedisFailure {
             case .closed:
@@ -134,13 +123,13 @@ public struct TenancyGate: Sendable {
                 throw .unavailable("The rate limiter is unavailable; retry shortly.", code: "store_unavailable")
             case .open:
                 logger.warning("Rate limiter unavailable; admitting (LLMGW_RATE_LIMIT_ON_REDIS_FAILURE=open)", metadata: ["error": "\(error)"])
-                return false
+                return nil
             }
         }
         state.setDecision(decision)
         switch decision.verdict {
         case .admitted:
-            return true
+            return decision
         case .requestsExceeded, .tokensExceeded, .tooLarge:
             events.rejection(false)
             let retryAfter = max(1, (decision.retryAfterMs + 999) / 1000)
