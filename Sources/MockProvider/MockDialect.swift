@@ -70,8 +70,7 @@ public struct MockReply: Error, Sendable {
 
     /// A JSON reply from an encodable value or a JSON object literal.
     public static func json(status: Int = 200, _ object: Any, headers: [(name: String, value: String)] = []) -> MockReply {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return MockReply(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(data))
+        MockReply(status: status, headers: [("Content-Type", "application/json")] + headers, body: MockJSON.data(object))
     }
 }
 
@@ -87,11 +86,10 @@ public struct MockFrame: Sendable {
 
     /// `event: <name>\ndata: <json>\n\n`, or only the data line when `event` is nil.
     public static func sse(event: String? = nil, _ object: Any, isToken: Bool = false) -> MockFrame {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        var text = ""
-        if let event { text += "event: \(event)\n" }
-        text += "data: " + String(decoding: data, as: UTF8.self) + "\n\n"
-        return MockFrame(bytes: Array(text.utf8), isToken: isToken)
+        var bytes: [UInt8] = []
+        if let event { bytes += Array("event: \(event)\n".utf8) }
+        bytes += Array("data: ".utf8) + MockJSON.data(object) + Array("\n\n".utf8)
+        return MockFrame(bytes: bytes, isToken: isToken)
     }
 
     public static func raw(_ text: String, isToken: Bool = false) -> MockFrame {
