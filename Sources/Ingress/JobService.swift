@@ -123,9 +123,10 @@ public struct JobService: Sendable {
         if accepted.replayed { return try await waitForReplay(accepted.record.id, timeout: timeout) }
         guard let registration = accepted.registration else { return nil }
         let waitStarted = ContinuousClock.now
-        let finished = await waiters.wait(for: registration, timeout: .milliseconds(Int64(timeout * 1000)))
+        let outcome = await waiters.wait(for: registration, timeout: .milliseconds(Int64(timeout * 1000)))
         metrics.syncWait(duration: ContinuousClock.now - waitStarted)
-        guard finished else { return nil }
+        guard case .finished(let notified) = outcome else { return nil }
+        if let notified { return notified }
         return try await record(id: accepted.record.id)
     }
 

@@ -5,8 +5,8 @@ import Protocol
 import Redis
 import ResultStore
 
-/// Requests of this ingress replica that wait for their job to finish. Workers publish finished job ids on this
-/// replica's channel, which wakes the waiters without polling. After a lost subscription every waited-for job is
+/// Requests of this ingress replica that wait for their job to finish. Workers publish finished jobs on this
+/// replica's channel (`JobNotification`: the id, and the finished record), which wakes the waiters without polling. After a lost subscription every waited-for job is
 /// checked once in Redis, so a notification published while disconnected is not missed.
 public final class JobWaiters: Sendable {
     /// A place in line for one job, taken before the job is enqueued so that a fast worker cannot finish unheard.
@@ -15,10 +15,18 @@ public final class JobWaiters: Sendable {
         let token: UInt64
     }
 
+    /// How a wait ended.
+    public enum Outcome: Sendable {
+        /// The job ended; with its record when the notification carried it.
+        case finished(JobRecord?)
+        /// The timeout passed, the client went away, or the registration was cancelled.
+        case notFinished
+    }
+
     private enum Entry {
         case registered
-        case finishedEarly
-        case waiting(CheckedContinuation<Bool, Never>)
+        case finishedEarly(JobRecord?)
+        case waiting(CheckedContinuation<Outcome, Never>)
     }
 
     private struct State {
@@ -41,7 +49,8 @@ public final class JobWaiters: Sendable {
             timeoutMs: timeoutMs,
             logger: logger,
             onMessage: { [weak self] _, payload in
-                self?.finished(String(decoding: payload, as: UTF8.self))
+                let notification = JobNotification.parse(payload)
+                self?.finished(notification.id, record: notification.record)
             },
             onSubscribed: { [weak self] in
                 guard let self else { return }
@@ -65,81 +74,80 @@ public final class JobWaiters: Sendable {
 
     /// Stops listening; used when the enqueue failed.
     public func cancel(_ registration: Registration) {
-        resolve(registration, finished: false)
+        resolve(registration, with: .notFinished)
     }
 
     /// Waits until the job finishes, the timeout passes, or the task is cancelled (the client went away).
-    /// - Returns: `true` when the job finished.
-    public func wait(for registration: Registration, timeout: Duration) async -> Bool {
-        await withTaskGroup(of: Bool?.self) { group in
+    public func wait(for registration: Registration, timeout: Duration) async -> Outcome {
+        await withTaskGroup(of: Outcome?.self) { group in
             group.addTask { await self.waitUntilResolved(registration) }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 return nil
             }
-            var finished = false
+            var outcome = Outcome.notFinished
             while let result = await group.next() {
                 guard let result else {
-                    // The timer fired (or was cancelled): release the waiter, which then answers `false`.
-                    resolve(registration, finished: false)
+                    // The timer fired (or was cancelled): release the waiter, which then answers `notFinished`.
+                    resolve(registration, with: .notFinished)
                     continue
                 }
-                finished = result
+                outcome = result
                 group.cancelAll()
                 break
             }
-            return finished
+            return outcome
         }
     }
 
-    private func waitUntilResolved(_ registration: Registration) async -> Bool {
+    private func waitUntilResolved(_ registration: Registration) async -> Outcome {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let early: Bool? = state.withLockedValue { state in
+            await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+                let early: Outcome? = state.withLockedValue { state in
                     switch state.entries[registration.id]?[registration.token] {
                     case .registered:
                         state.entries[registration.id]![registration.token] = .waiting(continuation)
                         return nil
-                    case .finishedEarly:
+                    case .finishedEarly(let record):
                         remove(registration, from: &state)
-                        return true
+                        return .finished(record)
                     case .waiting, nil:
-                        return false
+                        return .notFinished
                     }
                 }
                 if let early { continuation.resume(returning: early) }
             }
         } onCancel: {
-            resolve(registration, finished: false)
+            resolve(registration, with: .notFinished)
         }
     }
 
     /// Wakes everyone waiting for job `id`.
-    func finished(_ id: String) {
-        let continuations = state.withLockedValue { state -> [CheckedContinuation<Bool, Never>] in
+    func finished(_ id: String, record: JobRecord?) {
+        let continuations = state.withLockedValue { state -> [CheckedContinuation<Outcome, Never>] in
             guard let entries = state.entries[id] else { return [] }
-            var continuations: [CheckedContinuation<Bool, Never>] = []
+            var continuations: [CheckedContinuation<Outcome, Never>] = []
             var remaining: [UInt64: Entry] = [:]
             for (token, entry) in entries {
                 switch entry {
                 case .waiting(let continuation): continuations.append(continuation)
-                case .registered, .finishedEarly: remaining[token] = .finishedEarly
+                case .registered, .finishedEarly: remaining[token] = .finishedEarly(record)
                 }
             }
             state.entries[id] = remaining.isEmpty ? nil : remaining
             return continuations
         }
-        for continuation in continuations { continuation.resume(returning: true) }
+        for continuation in continuations { continuation.resume(returning: .finished(record)) }
     }
 
-    private func resolve(_ registration: Registration, finished: Bool) {
-        let continuation = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
+    private func resolve(_ registration: Registration, with outcome: Outcome) {
+        let continuation = state.withLockedValue { state -> CheckedContinuation<Outcome, Never>? in
             let entry = state.entries[registration.id]?[registration.token]
             remove(registration, from: &state)
             if case .waiting(let continuation) = entry { return continuation }
             return nil
         }
-        continuation?.resume(returning: finished)
+        continuation?.resume(returning: outcome)
     }
 
     private func remove(_ registration: Registration, from state: inout State) {
@@ -151,7 +159,7 @@ public final class JobWaiters: Sendable {
         let ids = state.withLockedValue { Array($0.entries.keys) }
         for id in ids {
             if let record = try? await store.record(id: id), record.status.isFinal {
-                finished(id)
+                finished(id, record: record)
             }
         }
     }

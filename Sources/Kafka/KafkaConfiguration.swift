@@ -43,6 +43,12 @@ public struct KafkaConfiguration: Sendable {
         properties["heartbeat.interval.ms"] = String(max(100, sessionTimeoutMs / 5))
         properties["fetch.wait.max.ms"] = String(fetchWaitMaxMs)
         properties["fetch.error.backoff.ms"] = "50"
+        // Prefetch a bounded backlog (librdkafka's defaults hold up to 100,000 records or 64 MB per partition in
+        // memory): a worker runs at most `workerConcurrency` jobs anyway, and the rest waits better in the broker.
+        properties["queued.min.messages"] = "1000"
+        properties["queued.max.messages.kbytes"] = "4096"
+        // …and look again soon once it drained (librdkafka waits 1 s by default).
+        properties["fetch.queue.backoff.ms"] = "5"
         properties["enable.partition.eof"] = "false"
         properties["max.poll.interval.ms"] = "600000"
         return properties.merging(overrides) { $1 }
@@ -53,6 +59,8 @@ public struct KafkaConfiguration: Sendable {
             "bootstrap.servers": brokers,
             "client.id": clientID,
             "socket.keepalive.enable": "true",
+            // Small requests (one job each) go out at once instead of waiting for the previous one's ACK.
+            "socket.nagle.disable": "true",
             "reconnect.backoff.ms": "50",
             "reconnect.backoff.max.ms": "1000",
             "topic.metadata.refresh.interval.ms": "10000",

@@ -252,3 +252,35 @@ extension ResultStore {
         }
     }
 }
+
+/// A message on an ingress replica's notification channel (`RedisKeys.notifyChannel`): the id of a job that ended,
+/// followed, when the finish script sent it, by the job's fields (`\n<name> <byte count> <value>` each), so that
+/// the waiting request needs no read of the record.
+public enum JobNotification {
+    /// The job id and, when the message carries it, the finished record.
+    public static func parse(_ payload: [UInt8]) -> (id: String, record: JobRecord?) {
+        guard let newline = payload.firstIndex(of: UInt8(ascii: "\n")) else {
+            return (String(decoding: payload, as: UTF8.self), nil)
+        }
+        let id = String(decoding: payload[..<newline], as: UTF8.self)
+        var fields: [String: [UInt8]] = [:]
+        var index = newline + 1
+        while index < payload.endIndex {
+            guard let nameEnd = payload[index...].firstIndex(of: UInt8(ascii: " ")),
+                  let countEnd = payload[(nameEnd + 1)...].firstIndex(of: UInt8(ascii: " ")),
+                  let count = Int(String(decoding: payload[(nameEnd + 1)..<countEnd], as: UTF8.self)),
+                  count >= 0, countEnd + 1 + count <= payload.endIndex
+            else { return (id, nil) }
+            let name = String(decoding: payload[index..<nameEnd], as: UTF8.self)
+            fields[name] = Array(payload[(countEnd + 1)..<(countEnd + 1 + count)])
+            index = countEnd + 1 + count
+            if index < payload.endIndex {
+                guard payload[index] == UInt8(ascii: "\n") else { return (id, nil) }
+                index += 1
+            }
+        }
+        // A record with webhook deliveries is read in full (`ResultStore.record(id:)` adds their states).
+        guard fields["webhooks"] == nil, let record = JobRecordCodec.decode(fields), record.id == id else { return (id, nil) }
+        return (id, record)
+    }
+}

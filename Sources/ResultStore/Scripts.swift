@@ -60,6 +60,7 @@ enum Scripts {
     /// deliveries due at (unix ms), delivery ttl seconds, number of deliveries, then per delivery: id, message id,
     /// job id, url, key id or '', registered ('1'|'0'), body; then the final event (`append_event`).
     /// Returns 1 when this call ended the job, 0 when it had already ended, -1 when the record is gone.
+    /// The waiting ingress replica (`reply_to`) is notified with the finished record (`JobNotification`).
     /// The deliveries and the final event are recorded only by the call that ends the job, in the same step, so a
     /// crash between finishing and delivering cannot lose them, and a rerun cannot repeat them.
     static let finish = RedisScript("""
@@ -76,8 +77,6 @@ enum Scripts {
     if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
     local deliveries = tonumber(ARGV[15] or '0')
     if KEYS[4 + deliveries] then append_event(KEYS[4 + deliveries], 16 + deliveries * 7) end
-    local reply = redis.call('HGET', KEYS[1], 'reply_to')
-    if reply then redis.call('PUBLISH', ARGV[4] .. reply, ARGV[5]) end
     local ids = {}
     for i = 1, deliveries do
       local b = 15 + (i - 1) * 7
@@ -89,6 +88,18 @@ enum Scripts {
       ids[#ids + 1] = ARGV[b + 1]
     end
     if deliveries > 0 then redis.call('HSET', KEYS[1], 'webhooks', table.concat(ids, ' ')) end
+    local reply = redis.call('HGET', KEYS[1], 'reply_to')
+    if reply then
+      -- The notification carries the finished record (see `JobNotification`), so the waiter needs no read.
+      local fields = redis.call('HGETALL', KEYS[1])
+      local parts = {ARGV[5]}
+      for i = 1, #fields, 2 do
+        if fields[i] ~= 'request' and fields[i] ~= 'reply_to' then
+          parts[#parts + 1] = fields[i] .. ' ' .. #fields[i + 1] .. ' ' .. fields[i + 1]
+        end
+      end
+      redis.call('PUBLISH', ARGV[4] .. reply, table.concat(parts, '\\n'))
+    end
     return 1
     """)
 }

@@ -26,19 +26,28 @@ public struct WorkerLifecycle: Sendable {
 }
 
 extension WorkerService {
+    /// Reads the key's webhook endpoints while the job runs, so that the read is off the job's path. `nil` when
+    /// the job gets no webhooks or the read failed (then `webhookPlans` reads them again).
+    func prefetchEndpoints(_ envelope: JobEnvelope) -> Task<[String]?, Never>? {
+        guard let lifecycle, envelope.keyID != nil else { return nil }
+        return Task { try? await lifecycle.planner.registeredEndpoints(envelope) }
+    }
+
     /// The webhook deliveries of a finished run, retried through Redis outages; `nil` when shutdown interrupted.
-    func webhookPlans(_ envelope: JobEnvelope, run: JobRunner.Run, logger: Logger) async -> [WebhookDeliveryPlan]? {
+    func webhookPlans(_ envelope: JobEnvelope, run: JobRunner.Run, prefetched: Task<[String]?, Never>?, logger: Logger) async -> [WebhookDeliveryPlan]? {
         guard let lifecycle, envelope.webhook != nil || envelope.keyID != nil else { return [] }
+        var registered = await prefetched?.value
         var attempt = 0
-        while true {
+        while registered == nil {
             attempt += 1
             do {
-                return try await lifecycle.planner.plan(envelope, outcome: run.outcome, provider: run.provider, model: run.model, now: Date().timeIntervalSince1970)
+                registered = try await lifecycle.planner.registeredEndpoints(envelope)
             } catch {
                 if attempt == 1 { logger.warning("Webhook endpoints unavailable; retrying", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(Int64(Backoff(base: 0.1, maximum: 2).delay(attempt: attempt) * 1000)))
                 if Task.isCancelled { return nil }
             }
         }
+        return lifecycle.planner.plan(envelope, registered: registered ?? [], outcome: run.outcome, provider: run.provider, model: run.model, now: Date().timeIntervalSince1970)
     }
 }

@@ -147,6 +147,7 @@ public final class WorkerService: Service, Sendable {
         let started = recordStarted(envelope, logger: logger)
         defer { metrics.jobsInFlight(provider: envelope.provider, -1) }
 
+        let endpoints = prefetchEndpoints(envelope)
         let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
         let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
             group.addTask { await self.runner.run(envelope, logger: logger, relay: relay) }
@@ -167,8 +168,11 @@ public final class WorkerService: Service, Sendable {
             }
             return result
         }
-        guard let run, !Task.isCancelled else { return false }
-        guard let webhooks = await webhookPlans(envelope, run: run, logger: logger) else { return false }
+        guard let run, !Task.isCancelled else {
+            endpoints?.cancel()
+            return false
+        }
+        guard let webhooks = await webhookPlans(envelope, run: run, prefetched: endpoints, logger: logger) else { return false }
         let status: JobStatus = if case .completed = run.outcome { .completed } else { .failed }
         let finalEvent = events.write(
             jobID: envelope.id, type: status == .completed ? .completed : .failed,

@@ -150,11 +150,11 @@ extension Integration {
             let store = try store()
             defer { store.redis.shutdown() }
             let instance = TestStack.unique("ingress")
-            let received = NIOLockedValueBox<[String]>([])
+            let received = NIOLockedValueBox<[[UInt8]]>([])
             let subscriber = RedisSubscriber(
                 endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort),
                 channels: [RedisKeys.notifyChannel(instance: instance)], logger: logger,
-                onMessage: { _, payload in received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) } },
+                onMessage: { _, payload in received.withLockedValue { $0.append(payload) } },
                 onSubscribed: {})
             defer { subscriber.shutdown() }
             try await waitFor("the subscription", timeout: .seconds(10)) {
@@ -164,10 +164,17 @@ extension Integration {
             _ = try await store.start(id: id, worker: "a", leaseMs: 5000, now: 1)
             let failure = JobFailure(message: "boom", type: "upstream_error", code: "upstream_error", providerStatus: 500)
             #expect(try await store.finish(id: id, worker: "a", outcome: .failed(failure), attemptLog: [], provider: "openai", model: "m", now: 2))
-            try await waitFor("the notification", timeout: .seconds(5)) { received.withLockedValue { $0 == [id] } }
+            try await waitFor("the notification", timeout: .seconds(5)) { received.withLockedValue { $0.count == 1 } }
+            // The notification names the job and carries its finished record, equal to what Redis holds.
+            let notification = JobNotification.parse(received.withLockedValue { $0[0] })
+            #expect(notification.id == id)
+            let carried = try #require(notification.record)
+            #expect(carried.status == .failed)
+            #expect(carried.error?.providerStatus == 500)
             let record = try #require(try await store.record(id: id))
             #expect(record.status == .failed)
             #expect(record.error?.providerStatus == 500)
+            #expect(carried.completedAt == record.completedAt && carried.attempts == record.attempts && carried.model == record.model)
         }
 
         @Test func unknownJobs() async throws {

@@ -52,15 +52,20 @@ public struct WebhookPlanner: Sendable {
         return encoder
     }()
 
-    /// The deliveries for `envelope` ending with `outcome`.
-    /// - Throws: when the key's endpoints cannot be read (Redis unavailable); the caller retries, as for `finish`.
-    public func plan(_ envelope: JobEnvelope, outcome: JobOutcome, provider: String, model: String, now: Double) async throws -> [WebhookDeliveryPlan] {
+    /// The enabled default endpoints of the key that submitted `envelope` (none without a key).
+    /// - Throws: when they cannot be read (Redis unavailable); the caller retries, as for `finish`.
+    public func registeredEndpoints(_ envelope: JobEnvelope) async throws -> [String] {
+        guard let keyID = envelope.keyID else { return [] }
+        return try await secrets.endpoints(forKey: keyID)
+    }
+
+    /// The deliveries for `envelope` ending with `outcome`: to its own `webhook`, and to `registered`, the key's
+    /// endpoints (`registeredEndpoints(_:)`).
+    public func plan(_ envelope: JobEnvelope, registered: [String], outcome: JobOutcome, provider: String, model: String, now: Double) -> [WebhookDeliveryPlan] {
         var urls: [(url: String, registered: Bool)] = []
         if let webhook = envelope.webhook { urls.append((webhook.url, false)) }
-        if let keyID = envelope.keyID {
-            for url in try await secrets.endpoints(forKey: keyID) where !urls.contains(where: { $0.url == url }) {
-                urls.append((url, true))
-            }
+        for url in registered where !urls.contains(where: { $0.url == url }) {
+            urls.append((url, true))
         }
         guard !urls.isEmpty else { return [] }
         let event: WebhookEvent
