@@ -47,17 +47,28 @@ public struct JobService: Sendable {
         public var replayed = false
     }
 
-    /// Records the job as `queued` and returns once the broker acknowledged it.
+    /// A job about to be submitted, before admission: its id, record and envelope.
+    public struct Draft: Sendable {
+        public let record: JobRecord
+        let envelope: JobEnvelope
+        let wait: Bool
+        let options: JobOptions
+    }
+
+    /// What records a drafted job: its envelope's bytes (produced as they are) and the commands that write the
+    /// job's record and its `queued` event.
+    public struct Recording: Sendable {
+        let payload: [UInt8]
+        public let commands: [RedisCommand]
+    }
+
+    /// Drafts a job: a new id (or `options.jobID`), the `queued` record and the envelope.
     /// - Parameters:
-    ///   - wait: register a waiter first, for a synchronous answer.
+    ///   - wait: a synchronous answer: the worker notifies this replica.
     ///   - stream: have the worker stream the provider's answer into the job's event stream.
-    ///   - options: webhook, lane, deadline and idempotency key (see `JobOptions`).
-    /// - Throws: `GatewayError` 503 when Redis or the broker is unavailable; the job then does not exist.
-    public func submit(_ job: NormalizedJob, wait: Bool, stream: Bool = false, options: JobOptions = JobOptions()) async throws(GatewayError) -> Accepted {
-        if options.idempotency != nil, options.jobID == nil { return try await submitIdempotently(job, wait: wait, stream: stream, options: options) }
+    public func draft(_ job: NormalizedJob, wait: Bool, stream: Bool = false, options: JobOptions = JobOptions()) -> Draft {
         let now = Date().timeIntervalSince1970
         let id = options.jobID ?? JobID.make(milliseconds: UInt64(now * 1000))
-        let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
         var envelope = JobEnvelope(
             id: id,
             provider: job.provider,
@@ -67,36 +78,70 @@ public struct JobService: Sendable {
             replyTo: wait ? waiters.instanceID : nil,
             stream: stream ? true : nil
         )
-        envelope.tenancy = TenancyRequestState.jobTenancy
         options.apply(to: &envelope)
+        let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
+        return Draft(record: record, envelope: envelope, wait: wait, options: options)
+    }
+
+    /// The envelope with the admission's `tenancy`, encoded, and the commands that record the job.
+    /// The `queued` event goes with the record, before the produce, so that it is always the job's first event.
+    public func recording(_ draft: Draft, tenancy: JobTenancy?) throws(GatewayError) -> Recording {
+        var envelope = draft.envelope
+        envelope.tenancy = tenancy
         let payload: [UInt8]
         do {
             payload = Array(try Self.encoder.encode(envelope))
         } catch {
             throw .invalidRequest("The request could not be encoded.")
         }
-        do {
-            // The `queued` event goes in the same round trip, before the produce, so that it is always the first
-            // event of the job's stream.
-            let queued = events.commands(
-                jobID: id, type: .queued,
-                JobEventStatus(id: id, status: .queued, provider: job.provider, model: job.request.model))
-            try await store.create(record, request: payload, replyTo: envelope.replyTo, deadline: options.deadline, alsoRun: queued)
-        } catch {
-            logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
-            try? await store.discard(id: id)
-            throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
+        let record = draft.record
+        let queued = events.commands(
+            jobID: record.id, type: .queued, JobEventStatus(id: record.id, status: .queued, provider: record.provider, model: record.model))
+        let commands = store.createCommands(record, request: payload, replyTo: envelope.replyTo, deadline: draft.options.deadline)
+            + queued.map(RedisCommand.init)
+        return Recording(payload: payload, commands: commands)
+    }
+
+    /// Records the job as `queued` and returns once the broker acknowledged it.
+    /// - Parameters:
+    ///   - wait: register a waiter first, for a synchronous answer.
+    ///   - stream: have the worker stream the provider's answer into the job's event stream.
+    ///   - options: webhook, lane, deadline and idempotency key (see `JobOptions`).
+    /// - Throws: `GatewayError` 503 when Redis or the broker is unavailable; the job then does not exist.
+    public func submit(_ job: NormalizedJob, wait: Bool, stream: Bool = false, options: JobOptions = JobOptions()) async throws(GatewayError) -> Accepted {
+        if options.idempotency != nil, options.jobID == nil { return try await submitIdempotently(job, wait: wait, stream: stream, options: options) }
+        return try await submit(draft(job, wait: wait, stream: stream, options: options), recorded: nil)
+    }
+
+    /// Submits a drafted job.
+    /// - Parameter recorded: the recording that admission already ran (`TenancyGate.admit(_:recording:)`); `nil`
+    ///   records the job here, with the tenancy admission left for the request.
+    public func submit(_ draft: Draft, recorded: Recording?) async throws(GatewayError) -> Accepted {
+        let id = draft.record.id
+        let recording: Recording
+        if let recorded {
+            recording = recorded
+        } else {
+            recording = try self.recording(draft, tenancy: TenancyRequestState.jobTenancy)
+            do {
+                try await store.write(recording.commands)
+            } catch {
+                logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
+                try? await store.discard(id: id)
+                throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
+            }
         }
-        let registration = wait ? waiters.register(id) : nil
-        if let error = await enqueue(id: id, topic: Topics.jobs(provider: job.provider, lane: options.lane), payload: payload) {
+        let registration = draft.wait ? waiters.register(id) : nil
+        let topic = Topics.jobs(provider: draft.envelope.provider, lane: draft.options.lane)
+        if let error = await enqueue(id: id, topic: topic, payload: recording.payload) {
             if let registration { waiters.cancel(registration) }
             logger.warning("Job not enqueued: broker unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
             // The client gets a 503 and no id, so the record must not linger as `queued`.
             try? await store.discard(id: id)
             throw .unavailable("The job queue is unavailable; the job was not accepted. Retry shortly.", code: "queue_unavailable")
         }
-        logger.debug("Job enqueued", metadata: ["job_id": "\(id)", "provider": "\(job.provider)"])
-        return Accepted(record: record, registration: registration)
+        logger.debug("Job enqueued", metadata: ["job_id": "\(id)", "provider": "\(draft.envelope.provider)"])
+        return Accepted(record: draft.record, registration: registration)
     }
 
     /// Produces a job record in a producer span whose `traceparent` travels in the record's headers, so that the

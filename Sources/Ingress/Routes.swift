@@ -54,9 +54,13 @@ public struct IngressRoutes: Sendable {
     func submitJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
         let job = try normalize(submission)
-        if let hit = try await tenancy.admit(job, headers: request.headers, streaming: submission.stream == true).cached { return hit.jobResponse() }
         let options = try await jobs.options(for: submission, headers: request.headers, synchronous: false)
-        let accepted = try await jobs.submit(job, wait: false, stream: submission.stream == true, options: options)
+        let stream = submission.stream == true
+        let accepted: JobService.Accepted
+        switch try await admitAndSubmit(job, headers: request.headers, wait: false, stream: stream, options: options) {
+        case .cached(let hit): return hit.jobResponse()
+        case .accepted(let value): accepted = value
+        }
         var headers = HTTPFields()
         headers[.location] = "/gateway/jobs/\(accepted.record.id)"
         if accepted.replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
@@ -75,11 +79,18 @@ public struct IngressRoutes: Sendable {
     func query(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
         let job = try normalize(submission)
-        if let hit = try await tenancy.admit(job, headers: request.headers, streaming: submission.stream == true).cached { return hit.queryResponse() }
-        if submission.stream == true { return try await streamQuery(job) }
+        if submission.stream == true {
+            // A streamed answer never comes from the cache.
+            _ = try await tenancy.admit(job, headers: request.headers, streaming: true)
+            return try await streamQuery(job)
+        }
         let timeout = try jobs.syncTimeout(requested: submission.timeout)
         let options = try await jobs.options(for: submission, headers: request.headers, synchronous: true)
-        let accepted = try await jobs.submit(job, wait: true, options: options)
+        let accepted: JobService.Accepted
+        switch try await admitAndSubmit(job, headers: request.headers, wait: true, options: options) {
+        case .cached(let hit): return hit.queryResponse()
+        case .accepted(let value): accepted = value
+        }
         guard let record = try await jobs.result(of: accepted, timeout: timeout) else {
             var headers = HTTPFields()
             headers[.location] = "/gateway/jobs/\(accepted.record.id)"
@@ -97,6 +108,28 @@ public struct IngressRoutes: Sendable {
             model: record.model,
             usage: record.usage
         ))
+    }
+
+    /// How a request that would enqueue a job was answered.
+    enum Submission {
+        case cached(CachedResponse)
+        case accepted(JobService.Accepted)
+    }
+
+    /// Admits the request and submits its job. Admission reads the cache, charges the limits and records the job
+    /// as `queued` in one round trip; the job is then produced. With an `Idempotency-Key` the key is claimed
+    /// first, so that path records the job after admission.
+    func admitAndSubmit(_ job: NormalizedJob, headers: HTTPFields, wait: Bool, stream: Bool = false, options: JobOptions = JobOptions()) async throws -> Submission {
+        if options.idempotency != nil {
+            if let hit = try await tenancy.admit(job, headers: headers, streaming: stream).cached { return .cached(hit) }
+            return .accepted(try await jobs.submit(job, wait: wait, stream: stream, options: options))
+        }
+        let plan = try tenancy.plan(job, headers: headers, streaming: stream)
+        let draft = jobs.draft(job, wait: wait, stream: stream, options: options)
+        let recording = try jobs.recording(draft, tenancy: plan.tenancy)
+        let admission = try await tenancy.admit(plan, recording: recording.commands)
+        if let hit = admission.cached { return .cached(hit) }
+        return .accepted(try await jobs.submit(draft, recorded: admission.recorded ? recording : nil))
     }
 
     // MARK: - OpenAI-compatible
@@ -119,9 +152,16 @@ public struct IngressRoutes: Sendable {
             fallbacks.append(fallback)
         }
         let job = NormalizedJob(provider: reference.provider, request: chat, fallbacks: fallbacks)
-        if let hit = try await tenancy.admit(job, headers: request.headers, streaming: body.request.stream == true).cached { return hit.chatCompletionResponse() }
-        if body.request.stream == true { return try await streamChatCompletion(job, includeUsage: body.includeUsage) }
-        let accepted = try await jobs.submit(job, wait: true)
+        if body.request.stream == true {
+            // A streamed answer never comes from the cache.
+            _ = try await tenancy.admit(job, headers: request.headers, streaming: true)
+            return try await streamChatCompletion(job, includeUsage: body.includeUsage)
+        }
+        let accepted: JobService.Accepted
+        switch try await admitAndSubmit(job, headers: request.headers, wait: true) {
+        case .cached(let hit): return hit.chatCompletionResponse()
+        case .accepted(let value): accepted = value
+        }
         guard let record = try await jobs.result(of: accepted, timeout: configuration.syncTimeout) else {
             throw GatewayError(
                 status: 504,

@@ -95,7 +95,8 @@ public struct GatewayConfiguration: Sendable {
     public var workerConcurrency = 64
     /// `LLMGW_KAFKA_SESSION_TIMEOUT_MS`: the consumer group session timeout, 10 s.
     public var kafkaSessionTimeoutMs = 10_000
-    /// `LLMGW_KAFKA_FETCH_WAIT_MS`: the broker's maximum fetch wait; it bounds queue latency, 5 ms.
+    /// `LLMGW_KAFKA_FETCH_WAIT_MS`: the broker's maximum fetch wait; it bounds queue latency, 5 ms. At least 1:
+    /// 0 has the consumer ask the broker again at once, which keeps both busy (and stalled the local broker).
     public var kafkaFetchWaitMs = 5
     /// `LLMGW_PROVIDER_MAX_ATTEMPTS`: calls of one model before a job fails or falls back, 3.
     public var providerMaxAttempts = 3
@@ -162,7 +163,7 @@ public struct GatewayConfiguration: Sendable {
         configuration.redisTimeoutMs = try reader.integer("LLMGW_REDIS_TIMEOUT_MS", in: 10...60_000) ?? configuration.redisTimeoutMs
         configuration.workerConcurrency = try reader.integer("LLMGW_WORKER_CONCURRENCY", in: 1...10_000) ?? configuration.workerConcurrency
         configuration.kafkaSessionTimeoutMs = try reader.integer("LLMGW_KAFKA_SESSION_TIMEOUT_MS", in: 1_000...300_000) ?? configuration.kafkaSessionTimeoutMs
-        configuration.kafkaFetchWaitMs = try reader.integer("LLMGW_KAFKA_FETCH_WAIT_MS", in: 0...10_000) ?? configuration.kafkaFetchWaitMs
+        configuration.kafkaFetchWaitMs = try reader.integer("LLMGW_KAFKA_FETCH_WAIT_MS", in: 1...10_000) ?? configuration.kafkaFetchWaitMs
         configuration.providerMaxAttempts = try reader.integer("LLMGW_PROVIDER_MAX_ATTEMPTS", in: 1...20) ?? configuration.providerMaxAttempts
         configuration.providerTimeout = try reader.seconds("LLMGW_PROVIDER_TIMEOUT_SECONDS") ?? configuration.providerTimeout
         configuration.providerConnectTimeout = try reader.seconds("LLMGW_PROVIDER_CONNECT_TIMEOUT_SECONDS") ?? configuration.providerConnectTimeout

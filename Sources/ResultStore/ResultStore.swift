@@ -24,14 +24,21 @@ public struct ResultStore: Sendable {
 
     /// Records a new job as `queued`, with the channel of the ingress replica that waits for it.
     /// - Parameter deadline: seconds since 1970 after which the job must not start (it then ends `expired`).
-    /// - Parameter alsoRun: more commands sent in the same round trip (the job's first event, for example).
-    public func create(
-        _ record: JobRecord,
-        request: [UInt8],
-        replyTo: String?,
-        deadline: Double? = nil,
-        alsoRun extra: [[RedisArgument]] = []
-    ) async throws(ResultStoreError) {
+    public func create(_ record: JobRecord, request: [UInt8], replyTo: String?, deadline: Double? = nil) async throws(ResultStoreError) {
+        try await write(createCommands(record, request: request, replyTo: replyTo, deadline: deadline))
+    }
+
+    /// Sends writes in one round trip.
+    /// - Throws: `ResultStoreError` `.unavailable` when Redis cannot be reached or refused one of them.
+    public func write(_ commands: [RedisCommand]) async throws(ResultStoreError) {
+        let replies = try await run { try await redis.pipeline(commands: commands) }
+        for reply in replies {
+            if case .error(let message) = reply { throw ResultStoreError(code: .unavailable, message: message) }
+        }
+    }
+
+    /// The commands that record a new job as `queued` (see `create`), for a caller that sends them itself.
+    public func createCommands(_ record: JobRecord, request: [UInt8], replyTo: String?, deadline: Double? = nil) -> [RedisCommand] {
         let key = RedisKeys.job(record.id)
         var fields: [RedisArgument] = [
             "HSET", RedisArgument(key),
@@ -45,10 +52,7 @@ public struct ResultStore: Sendable {
         ]
         if let replyTo { fields += ["reply_to", RedisArgument(replyTo)] }
         if let deadline { fields += ["deadline", RedisArgument(Self.format(deadline))] }
-        let replies = try await run { try await redis.pipeline([fields, ["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)]] + extra) }
-        for reply in replies {
-            if case .error(let message) = reply { throw ResultStoreError(code: .unavailable, message: message) }
-        }
+        return [RedisCommand(fields), RedisCommand(["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)])]
     }
 
     /// The job's document, or `nil` for an unknown id.

@@ -29,9 +29,13 @@ public struct UsageStore: Sendable {
         /// A response cache entry to read first: on a hit the request costs one request, no tokens and no money,
         /// and is accounted as a cache hit of the entry's model, in the same step.
         public var cacheKey: String?
+        /// Plain commands to run in the same step when the request is admitted and the cache did not answer it.
+        public var onAdmission: [RedisCommand]
 
-        public init(tenant: String, rpm: Int, tpm: Int, tokens: Int, costMicros: Int, dailyTokens: Int?, monthlyTokens: Int?, monthlyCostMicros: Int?, day: String, month: String, cacheKey: String? = nil) {
+        public init(tenant: String, rpm: Int, tpm: Int, tokens: Int, costMicros: Int, dailyTokens: Int?, monthlyTokens: Int?, monthlyCostMicros: Int?, day: String, month: String, cacheKey: String? = nil, onAdmission: [RedisCommand] = []) {
+            precondition(onAdmission.allSatisfy { $0.script == nil }, "admission runs plain commands only")
             self.cacheKey = cacheKey
+            self.onAdmission = onAdmission
             self.tenant = tenant
             self.rpm = rpm
             self.tpm = tpm
@@ -92,7 +96,8 @@ public struct UsageStore: Sendable {
                     RedisArgument(charge.dailyTokens ?? 0), RedisArgument(charge.monthlyTokens ?? 0),
                     RedisArgument(charge.monthlyCostMicros ?? 0), RedisArgument(charge.costMicros),
                     RedisArgument(Self.usageRetentionSeconds), RedisArgument(charge.tenant),
-                ])
+                    RedisArgument(charge.onAdmission.count),
+                ] + charge.onAdmission.flatMap { [RedisArgument($0.arguments.count)] + $0.arguments })
         }
         guard let parts = reply.array, parts.count >= 8, let verdict = parts[0].string.flatMap(Decision.Verdict.init(rawValue:)) else {
             throw ResultStoreError(code: .unexpected, message: "unexpected reply to admission")
@@ -244,7 +249,10 @@ public struct UsageStore: Sendable {
     /// KEYS: rate-limit hash, day budget hash, month budget hash; optionally the response cache entry, the usage
     /// hash of the day and the usage tenants of the day.
     /// ARGV: rpm, tpm, tokens, daily token budget (0: none), monthly token budget (0: none),
-    /// monthly cost budget in micro-dollars (0: none), estimated cost in micro-dollars, budget TTL seconds, tenant.
+    /// monthly cost budget in micro-dollars (0: none), estimated cost in micro-dollars, budget TTL seconds, tenant,
+    /// the number of commands to run on admission, then per command its argument count and arguments.
+    /// Those commands (recording the job, `Charge.onAdmission`) run only when the request is admitted and not a
+    /// cache hit; their keys are not declared, which a single Redis allows (the gateway does not use Redis Cluster).
     /// A cache hit is charged one request and nothing else, and once admitted it is accounted (requests and
     /// cache_hits of the entry's `provider/model`, as `settleScript` does).
     /// GCRA per bucket: each unit advances the theoretical arrival time (TAT) by 60000/limit ms, and a request is
@@ -314,6 +322,14 @@ public struct UsageStore: Sendable {
     if cost > 0 then
       redis.call('HINCRBY', KEYS[3], 'cost_micros', cost)
       redis.call('EXPIRE', KEYS[3], ARGV[8])
+    end
+    if not cached then
+      local at = 11
+      for _ = 1, tonumber(ARGV[10] or '0') do
+        local count = tonumber(ARGV[at])
+        redis.call(unpack(ARGV, at + 1, at + count))
+        at = at + count + 1
+      end
     end
     if cached then
       local ok, entry = pcall(cjson.decode, cached)

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import Protocol
+import Redis
 import ResultStore
 
 /// Admission at the ingress: rate limits and budgets for every authenticated request, and the response cache for
@@ -40,17 +41,30 @@ public struct TenancyGate: Sendable {
     /// What admission decided for a request that would enqueue a job.
     public struct Admission: Sendable {
         /// A cached answer: return it at once and enqueue nothing.
-    /// Otherwise `tenancy` is also kept for the request, and `JobService.submit` puts it into the envelope.
+        /// Otherwise `tenancy` is also kept for the request, and `JobService.submit` puts it into the envelope.
         public var cached: CachedResponse?
         /// What goes into the job's envelope.
         public var tenancy: JobTenancy?
+        /// The commands given to `admit(_:recording:)` ran, in the admission's step (admitted, not from the cache).
+        public var recorded = false
     }
 
-    /// Admits a request that would enqueue `job`: reads the cache unless `Cache-Control: no-cache` and charges the
-    /// rate limits and budgets, in one round trip (a cache hit costs one request and no tokens).
+    /// What admission will read and charge for a request that would enqueue a job, worked out before Redis is asked.
+    public struct Plan: Sendable {
+        let cacheKey: String?
+        let readsCache: Bool
+        let tokens: Int
+        let costMicros: Int
+        let period: (day: String, month: String)
+        let now: Double
+        /// The job's tenancy once admission charged it: what its envelope carries.
+        public let tenancy: JobTenancy
+    }
+
+    /// Works out what admitting `job` reads and charges.
     /// - Parameter streaming: a streamed answer is never served from the cache (it is still written to it).
-    /// - Throws: `GatewayError` 429 (`rate_limit_exceeded`, `insufficient_quota`) or 503 (Redis, when closed).
-    public func admit(_ job: NormalizedJob, headers: HTTPFields, streaming: Bool = false) async throws(GatewayError) -> Admission {
+    /// - Throws: `GatewayError` 400 for a bad `x-cache-ttl`.
+    public func plan(_ job: NormalizedJob, headers: HTTPFields, streaming: Bool = false) throws(GatewayError) -> Plan {
         guard let state = TenancyRequestState.current else { throw GatewayError.internalError }
         let tenant = state.tenant
         let directives = Set((headers[.cacheControl] ?? "").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
@@ -62,16 +76,37 @@ public struct TenancyGate: Sendable {
             ttl = min(ttl, requested)
         }
         let cacheKey = configuration.cacheTTL > 0 ? ResponseCacheKey.redisKey(job, namespace: tenant.cacheNamespace) : nil
-        let readsCache = cacheKey != nil && !streaming && !directives.contains("no-cache")
         let now = Date().timeIntervalSince1970
         let period = UsagePeriod.dayAndMonth(now)
         let promptTokens = TokenEstimate.promptTokens(job.request)
         let completionTokens = TokenEstimate.completionTokens(job.request)
         let tokens = promptTokens + completionTokens
         let cost = configuration.prices.costMicros(provider: job.provider, model: job.request.model, promptTokens: promptTokens, completionTokens: completionTokens)
-        // One round trip reads the cache and charges: a hit costs one request and no tokens.
-        let decision = try await charge(state, tokens: tokens, costMicros: cost, period: period, now: now, cacheKey: readsCache ? cacheKey : nil)
-        if readsCache {
+        let stores = !directives.contains("no-store") && ttl > 0
+        return Plan(
+            cacheKey: cacheKey, readsCache: cacheKey != nil && !streaming && !directives.contains("no-cache"),
+            tokens: tokens, costMicros: cost, period: period, now: now,
+            tenancy: JobTenancy(
+                tenant: tenant.id, tpm: limits(tenant).tpm, estimatedTokens: tokens, estimatedCostMicros: cost,
+                day: period.day, month: period.month, cacheKey: stores ? cacheKey : nil, cacheTTL: stores ? ttl : nil))
+    }
+
+    /// Admits a request that would enqueue `job`: reads the cache unless `Cache-Control: no-cache` and charges the
+    /// rate limits and budgets, in one round trip (a cache hit costs one request and no tokens).
+    /// - Throws: `GatewayError` 429 (`rate_limit_exceeded`, `insufficient_quota`) or 503 (Redis, when closed).
+    public func admit(_ job: NormalizedJob, headers: HTTPFields, streaming: Bool = false) async throws(GatewayError) -> Admission {
+        try await admit(plan(job, headers: headers, streaming: streaming))
+    }
+
+    /// Admits a planned request.
+    /// - Parameter recording: plain commands that run in the same step when the request is admitted and not
+    ///   answered from the cache (recording the job as queued saves the submission a round trip).
+    public func admit(_ plan: Plan, recording: [RedisCommand] = []) async throws(GatewayError) -> Admission {
+        guard let state = TenancyRequestState.current else { throw GatewayError.internalError }
+        let decision = try await charge(
+            state, tokens: plan.tokens, costMicros: plan.costMicros, period: plan.period, now: plan.now,
+            cacheKey: plan.readsCache ? plan.cacheKey : nil, recording: recording)
+        if plan.readsCache {
             let hit = decision?.cached.flatMap { try? JSONDecoder().decode(CachedResponse.self, from: Data($0)) }
             events.cacheLookup(hit != nil)
             if let hit {
@@ -79,24 +114,24 @@ public struct TenancyGate: Sendable {
                 return Admission(cached: hit, tenancy: nil)
             }
         }
-        // An entry that did not decode was charged as a hit; the worker's settlement charges the real usage.
+        // Not charged: Redis failed under the `open` policy, or an entry that did not decode was charged as a hit
+        // (the worker's settlement then charges the real usage).
         let charged = decision != nil && decision?.cached == nil
         state.setCache("MISS")
-        let store = !directives.contains("no-store") && ttl > 0
-        let jobTenancy = JobTenancy(
-            tenant: tenant.id, tpm: limits(tenant).tpm,
-            estimatedTokens: charged ? tokens : 0, estimatedCostMicros: charged ? cost : 0,
-            day: period.day, month: period.month,
-            cacheKey: store ? cacheKey : nil, cacheTTL: store ? ttl : nil)
-        state.setJobTenancy(jobTenancy)
-        return Admission(cached: nil, tenancy: jobTenancy)
+        var tenancy = plan.tenancy
+        if !charged {
+            tenancy.estimatedTokens = 0
+            tenancy.estimatedCostMicros = 0
+        }
+        state.setJobTenancy(tenancy)
+        return Admission(cached: nil, tenancy: tenancy, recorded: charged && !recording.isEmpty)
     }
 
     /// Admits a request that enqueues nothing (job lookups, model lists): one request, no tokens.
     func admitRequest() async throws(GatewayError) {
         guard let state = TenancyRequestState.current else { throw GatewayError.internalError }
         let now = Date().timeIntervalSince1970
-        _ = try await charge(state, tokens: 0, costMicros: 0, period: UsagePeriod.dayAndMonth(now), now: now, cacheKey: nil)
+        _ = try await charge(state, tokens: 0, costMicros: 0, period: UsagePeriod.dayAndMonth(now), now: now, cacheKey: nil, recording: [])
     }
 
     /// The tenant's limits with the configured defaults filled in.
@@ -104,9 +139,10 @@ public struct TenancyGate: Sendable {
         (tenant.limits.rpm ?? configuration.defaultRPM, tenant.limits.tpm ?? configuration.defaultTPM)
     }
 
-    /// Runs the admission script, which first reads the cache entry `cacheKey` when given. Returns `nil` when Redis
-    /// failed and the policy is `open` (nothing was charged, no cache read).
-    private func charge(_ state: TenancyRequestState, tokens: Int, costMicros: Int, period: (day: String, month: String), now: Double, cacheKey: String?) async throws(GatewayError) -> UsageStore.Decision? {
+    /// Runs the admission script, which first reads the cache entry `cacheKey` when given, and runs `recording`
+    /// when it admits a request that the cache did not answer. Returns `nil` when Redis failed and the policy is
+    /// `open` (nothing was charged, no cache read, nothing recorded).
+    private func charge(_ state: TenancyRequestState, tokens: Int, costMicros: Int, period: (day: String, month: String), now: Double, cacheKey: String?, recording: [RedisCommand]) async throws(GatewayError) -> UsageStore.Decision? {
         let tenant = state.tenant
         let (rpm, tpm) = limits(tenant)
         let decision: UsageStore.Decision
@@ -115,7 +151,7 @@ public struct TenancyGate: Sendable {
                 tenant: tenant.id, rpm: rpm, tpm: tpm, tokens: tokens, costMicros: costMicros,
                 dailyTokens: tenant.limits.dailyTokens, monthlyTokens: tenant.limits.monthlyTokens,
                 monthlyCostMicros: tenant.limits.monthlyCostUSD.map { Int(($0 * 1_000_000).rounded(.down)) },
-                day: period.day, month: period.month, cacheKey: cacheKey))
+                day: period.day, month: period.month, cacheKey: cacheKey, onAdmission: recording))
         } catch {
             switch configuration.rateLimitOnRedisFailure {
             case .closed:
