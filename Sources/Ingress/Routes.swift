@@ -117,14 +117,15 @@ public struct IngressRoutes: Sendable {
     }
 
     /// Admits the request and submits its job. Admission reads the cache, charges the limits and records the job
-    /// as `queued` in one round trip; the job is then produced. With an `Idempotency-Key` the key is claimed
-    /// first, so that path records the job after admission.
+    /// as `queued` in one round trip; the job is then produced. A likely cache hit (a prompt seen lately) is
+    /// admitted first and recorded after a miss, and so is a request with an `Idempotency-Key`, whose key is
+    /// claimed before the job is recorded.
     func admitAndSubmit(_ job: NormalizedJob, headers: HTTPFields, wait: Bool, stream: Bool = false, options: JobOptions = JobOptions()) async throws -> Submission {
-        if options.idempotency != nil {
-            if let hit = try await tenancy.admit(job, headers: headers, streaming: stream).cached { return .cached(hit) }
+        let plan = try tenancy.plan(job, headers: headers, streaming: stream)
+        if options.idempotency != nil || plan.likelyHit {
+            if let hit = try await tenancy.admit(plan).cached { return .cached(hit) }
             return .accepted(try await jobs.submit(job, wait: wait, stream: stream, options: options))
         }
-        let plan = try tenancy.plan(job, headers: headers, streaming: stream)
         let draft = jobs.draft(job, wait: wait, stream: stream, options: options)
         let recording = try jobs.recording(draft, tenancy: plan.tenancy)
         let admission = try await tenancy.admit(plan, recording: recording.commands)

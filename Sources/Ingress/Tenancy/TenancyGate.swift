@@ -16,6 +16,7 @@ public struct TenancyGate: Sendable {
     let configuration: TenancyConfiguration
     let events: Events
     let logger: Logger
+    private let recentCacheKeys = RecentCacheKeys()
 
     /// What admission reports, for metrics.
     public struct Events: Sendable {
@@ -53,6 +54,8 @@ public struct TenancyGate: Sendable {
     public struct Plan: Sendable {
         let cacheKey: String?
         let readsCache: Bool
+        /// The cache key was seen lately on this replica: a hit is likely, so the job is not recorded in advance.
+        public let likelyHit: Bool
         let tokens: Int
         let costMicros: Int
         let period: (day: String, month: String)
@@ -83,8 +86,9 @@ public struct TenancyGate: Sendable {
         let tokens = promptTokens + completionTokens
         let cost = configuration.prices.costMicros(provider: job.provider, model: job.request.model, promptTokens: promptTokens, completionTokens: completionTokens)
         let stores = !directives.contains("no-store") && ttl > 0
+        let readsCache = cacheKey != nil && !streaming && !directives.contains("no-cache")
         return Plan(
-            cacheKey: cacheKey, readsCache: cacheKey != nil && !streaming && !directives.contains("no-cache"),
+            cacheKey: cacheKey, readsCache: readsCache, likelyHit: readsCache && recentCacheKeys.checkAndInsert(cacheKey!),
             tokens: tokens, costMicros: cost, period: period, now: now,
             tenancy: JobTenancy(
                 tenant: tenant.id, tpm: limits(tenant).tpm, estimatedTokens: tokens, estimatedCostMicros: cost,
