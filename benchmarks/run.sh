@@ -63,7 +63,8 @@ else
   fi
   commit="$(cat "$scratch/$LLMGW_BUILD_CONFIGURATION.commit" 2>/dev/null || git -C "$src" rev-parse HEAD)"
   LLMGW_BINARY="$scratch/$LLMGW_BUILD_CONFIGURATION/llm-gateway"
-  LLMGW_SOURCE="$(git log -1 --format='%h %s' "$commit" | cut -c1-72) (committed; built in benchmarks/.work/src)"
+  # Cut by characters, not bytes: half a UTF-8 character in the environment makes Tansu panic at start.
+  LLMGW_SOURCE="$(git log -1 --format='%h %s' "$commit" | python3 -c 'import sys; print(sys.stdin.read().strip()[:72])') (committed; built in benchmarks/.work/src)"
 fi
 export LLMGW_BINARY LLMGW_SOURCE
 echo "benchmarking $LLMGW_BINARY ($LLMGW_SOURCE)" >&2
