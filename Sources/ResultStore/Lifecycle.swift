@@ -57,7 +57,7 @@ extension ResultStore {
 
     /// Cancels a job that has not ended; a running one's worker is told to abort the upstream call.
     public func cancel(id: String, now: Double) async throws(ResultStoreError) -> CancelResult {
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval(LifecycleScripts.cancel, keys: [RedisKeys.job(id)], arguments: [
                 RedisArgument(Self.format(now)), RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
                 RedisArgument(RedisKeys.jobCancellations),
@@ -83,7 +83,7 @@ extension ResultStore {
 
     /// Resets a failed or expired job to `queued`, for `POST /admin/jobs/{id}/retry`.
     public func requeue(id: String) async throws(ResultStoreError) -> RequeueResult {
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval(LifecycleScripts.requeue, keys: [RedisKeys.job(id)], arguments: [RedisArgument(resultTTL)])
         }
         let parts = reply.array ?? []
@@ -99,7 +99,7 @@ extension ResultStore {
 
     /// Puts a re-driven job back to `status` when it could not be produced again.
     public func restoreStatus(id: String, status: JobStatus, now: Double) async throws(ResultStoreError) {
-        _ = try await lifecycleCall {
+        _ = try await storeCall {
             try await redis.command("HSET", RedisArgument(RedisKeys.job(id)), "status", RedisArgument(status.rawValue), "completed_at", RedisArgument(Self.format(now)))
         }
     }
@@ -107,7 +107,7 @@ extension ResultStore {
     /// Maps an idempotency key to `jobID` unless it already maps to a job.
     /// - Returns: `nil` when this call took the key, else the job id it maps to.
     public func claimIdempotency(namespace: String, keyHash: String, jobID: String, ttl: Int) async throws(ResultStoreError) -> String? {
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval(LifecycleScripts.claimIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [
                 RedisArgument(jobID), RedisArgument(ttl),
             ])
@@ -119,29 +119,16 @@ extension ResultStore {
 
     /// Frees an idempotency key whose job was not accepted, so that the client's retry can create it.
     public func releaseIdempotency(namespace: String, keyHash: String, jobID: String) async throws(ResultStoreError) {
-        _ = try await lifecycleCall {
+        _ = try await storeCall {
             try await redis.eval(LifecycleScripts.releaseIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [RedisArgument(jobID)])
         }
-    }
-}
-
-/// Runs Redis calls for the lifecycle and webhook stores, mapping their errors to `ResultStoreError`.
-func lifecycleCall<T>(_ body: () async throws -> T) async throws(ResultStoreError) -> T {
-    do {
-        return try await body()
-    } catch let error as RedisError {
-        throw ResultStoreError(code: error.isRetryable || error.code == .shutdown ? .unavailable : .unexpected, message: error.message)
-    } catch let error as ResultStoreError {
-        throw error
-    } catch {
-        throw ResultStoreError(code: .unexpected, message: "\(error)")
     }
 }
 
 extension ResultStore {
     /// The job's status alone, or `nil` for an unknown id.
     public func status(id: String) async throws(ResultStoreError) -> JobStatus? {
-        let reply = try await lifecycleCall { try await redis.command("HGET", RedisArgument(RedisKeys.job(id)), "status") }
+        let reply = try await storeCall { try await redis.command("HGET", RedisArgument(RedisKeys.job(id)), "status") }
         return reply.string.flatMap(JobStatus.init(rawValue:))
     }
 }

@@ -31,7 +31,7 @@ public struct ResultStore: Sendable {
     /// Sends writes in one round trip.
     /// - Throws: `ResultStoreError` `.unavailable` when Redis cannot be reached or refused one of them.
     public func write(_ commands: [RedisCommand]) async throws(ResultStoreError) {
-        let replies = try await run { try await redis.pipeline(commands: commands) }
+        let replies = try await storeCall { try await redis.pipeline(commands: commands) }
         for reply in replies {
             if case .error(let message) = reply { throw ResultStoreError(code: .unavailable, message: message) }
         }
@@ -57,7 +57,7 @@ public struct ResultStore: Sendable {
 
     /// The job's document, or `nil` for an unknown id.
     public func record(id: String) async throws(ResultStoreError) -> JobRecord? {
-        let reply = try await run { try await redis.command("HGETALL", RedisArgument(RedisKeys.job(id))) }
+        let reply = try await storeCall { try await redis.command("HGETALL", RedisArgument(RedisKeys.job(id))) }
         guard let values = reply.array, !values.isEmpty else { return nil }
         var fields: [String: [UInt8]] = [:]
         var index = 0
@@ -74,7 +74,7 @@ public struct ResultStore: Sendable {
 
     /// The request a job was submitted with, as JSON.
     public func request(id: String) async throws(ResultStoreError) -> [UInt8]? {
-        try await run { try await redis.command("HGET", RedisArgument(RedisKeys.job(id)), "request") }.bytes
+        try await storeCall { try await redis.command("HGET", RedisArgument(RedisKeys.job(id)), "request") }.bytes
     }
 
     // MARK: - Worker side
@@ -94,7 +94,7 @@ public struct ResultStore: Sendable {
     /// Claims a job for `worker` with a lease, and marks it `in_progress`.
     /// - Parameter event: appended to the job's event stream when this call claims the job (the `started` event).
     public func start(id: String, worker: String, leaseMs: Int, now: Double, event: JobEventWrite? = nil) async throws(ResultStoreError) -> StartDecision {
-        let reply = try await run {
+        let reply = try await storeCall {
             try await redis.eval(
                 Scripts.start,
                 keys: [RedisKeys.job(id), RedisKeys.jobLease(id)] + (event.map { [$0.key] } ?? []),
@@ -116,7 +116,7 @@ public struct ResultStore: Sendable {
 
     /// Extends the lease while the job runs. Returns `false` when the lease was lost to another worker.
     public func renewLease(id: String, worker: String, leaseMs: Int) async throws(ResultStoreError) -> Bool {
-        let reply = try await run {
+        let reply = try await storeCall {
             try await redis.eval(Scripts.renew, keys: [RedisKeys.jobLease(id)], arguments: [RedisArgument(worker), RedisArgument(leaseMs)])
         }
         return reply.integer == 1
@@ -165,7 +165,7 @@ public struct ResultStore: Sendable {
         ] + Self.webhookArguments(webhooks, dueAt: now, retention: max(webhookRetention, resultTTL)) + (event?.arguments ?? [])
         let keys = [RedisKeys.job(id), RedisKeys.jobLease(id), RedisKeys.webhooksDue] + webhooks.map { RedisKeys.webhookDelivery($0.id) }
             + (event.map { [$0.key] } ?? [])
-        let replies = try await run {
+        let replies = try await storeCall {
             try await redis.pipeline(commands: preceding + [.eval(Scripts.finish, keys: keys, arguments: arguments)])
         }
         for reply in replies.dropLast() {
@@ -178,16 +178,6 @@ public struct ResultStore: Sendable {
     }
 
     // MARK: -
-
-    private func run<T>(_ body: () async throws -> T) async throws(ResultStoreError) -> T {
-        do {
-            return try await body()
-        } catch let error as RedisError {
-            throw ResultStoreError(code: error.isRetryable || error.code == .shutdown ? .unavailable : .unexpected, message: error.message)
-        } catch {
-            throw ResultStoreError(code: .unexpected, message: "\(error)")
-        }
-    }
 
     static func format(_ seconds: Double) -> String {
         String(format: "%.3f", seconds)

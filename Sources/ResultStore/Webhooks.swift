@@ -82,7 +82,7 @@ extension ResultStore {
 
     private func deliveryFields(ids: [String]) async throws(ResultStoreError) -> [[String: [UInt8]]?] {
         guard !ids.isEmpty else { return [] }
-        let replies = try await lifecycleCall {
+        let replies = try await storeCall {
             try await redis.pipeline(ids.map { ["HMGET", RedisArgument(RedisKeys.webhookDelivery($0))] + Self.deliveryFields.map { RedisArgument($0) } })
         }
         return replies.map { reply in
@@ -110,7 +110,7 @@ extension ResultStore {
 
     /// Claims up to `limit` due deliveries for `leaseMs`.
     public func claimDueWebhooks(now: Double, leaseMs: Int, limit: Int) async throws(ResultStoreError) -> [ClaimedWebhook] {
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval(WebhookScripts.claim, keys: [RedisKeys.webhooksDue], arguments: [
                 RedisArgument(Int(now * 1000)), RedisArgument(leaseMs), RedisArgument(limit),
             ])
@@ -133,7 +133,7 @@ extension ResultStore {
         }
         if !vanished.isEmpty {
             // Expired or no longer pending: nothing to send.
-            _ = try await lifecycleCall { try await redis.command(["ZREM", RedisArgument(RedisKeys.webhooksDue)] + vanished.map { RedisArgument($0) }) }
+            _ = try await storeCall { try await redis.command(["ZREM", RedisArgument(RedisKeys.webhooksDue)] + vanished.map { RedisArgument($0) }) }
         }
         return claimed
     }
@@ -142,7 +142,7 @@ extension ResultStore {
     /// - Parameter nextAt: seconds since 1970 of the next attempt, for `.retry`.
     public func recordWebhookAttempt(id: String, attempt: WebhookAttempt, outcome: WebhookAttemptOutcome, nextAt: Double?, now: Double) async throws(ResultStoreError) {
         let json = (try? JSONEncoder().encode(attempt)).map { Array($0) } ?? Array("{}".utf8)
-        _ = try await lifecycleCall {
+        _ = try await storeCall {
             try await redis.eval(WebhookScripts.attempt, keys: [RedisKeys.webhookDelivery(id), RedisKeys.webhooksDue, RedisKeys.webhooksDead], arguments: [
                 RedisArgument(id), RedisArgument(json), RedisArgument(outcome.rawValue),
                 RedisArgument(Int((nextAt ?? now) * 1000)), RedisArgument(Int(now * 1000)),
@@ -152,7 +152,7 @@ extension ResultStore {
 
     /// Dead-lettered deliveries, the most recent first.
     public func deadWebhooks(limit: Int) async throws(ResultStoreError) -> [WebhookDeliveryStatus] {
-        let ids = try await lifecycleCall {
+        let ids = try await storeCall {
             try await redis.command("ZREVRANGE", RedisArgument(RedisKeys.webhooksDead), 0, RedisArgument(max(0, limit - 1)))
         }.array?.compactMap(\.string) ?? []
         return try await webhookDeliveries(ids: ids)
@@ -161,7 +161,7 @@ extension ResultStore {
     /// Schedules a delivery that is not pending (dead, disabled or delivered) again, with a fresh attempt budget.
     /// - Returns: `true` when scheduled, `false` when it is still pending, `nil` for an unknown id.
     public func redeliverWebhook(id: String, now: Double, retention: Int) async throws(ResultStoreError) -> Bool? {
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval(WebhookScripts.redeliver, keys: [RedisKeys.webhookDelivery(id), RedisKeys.webhooksDue, RedisKeys.webhooksDead], arguments: [
                 RedisArgument(id), RedisArgument(Int(now * 1000)), RedisArgument(max(retention, resultTTL)),
             ])
@@ -186,14 +186,14 @@ public struct WebhookKeyStore: Sendable {
 
     /// The key's signing secret, or `nil` when the key has none (or does not exist).
     public func secret(forKey id: String) async throws(ResultStoreError) -> WebhookSecret? {
-        let reply = try await lifecycleCall { try await redis.command("HGET", RedisArgument(RedisKeys.apiKey(id)), "webhook_secret") }
+        let reply = try await storeCall { try await redis.command("HGET", RedisArgument(RedisKeys.apiKey(id)), "webhook_secret") }
         return reply.string.flatMap(WebhookSecret.init(parsing:))
     }
 
     /// Stores a new secret for an existing key and returns it; `nil` when the key does not exist.
     public func rotateSecret(forKey id: String) async throws(ResultStoreError) -> WebhookSecret? {
         let secret = WebhookSecret.generate()
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval("""
             if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
             redis.call('HSET', KEYS[1], 'webhook_secret', ARGV[1])
@@ -205,7 +205,7 @@ public struct WebhookKeyStore: Sendable {
 
     /// The key's registered endpoints, disabled ones included.
     public func endpoints(forKey id: String) async throws(ResultStoreError) -> [WebhookEndpoint] {
-        let reply = try await lifecycleCall { try await redis.command("HGET", RedisArgument(RedisKeys.apiKey(id)), "webhook_endpoints") }
+        let reply = try await storeCall { try await redis.command("HGET", RedisArgument(RedisKeys.apiKey(id)), "webhook_endpoints") }
         guard let bytes = reply.bytes else { return [] }
         return (try? JSONDecoder().decode([WebhookEndpoint].self, from: Data(bytes))) ?? []
     }
@@ -213,7 +213,7 @@ public struct WebhookKeyStore: Sendable {
     /// Replaces the key's endpoints; `false` when the key does not exist.
     public func setEndpoints(_ endpoints: [WebhookEndpoint], forKey id: String) async throws(ResultStoreError) -> Bool {
         let json = (try? JSONEncoder().encode(endpoints)).map { Array($0) } ?? Array("[]".utf8)
-        let reply = try await lifecycleCall {
+        let reply = try await storeCall {
             try await redis.eval("""
             if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
             redis.call('HSET', KEYS[1], 'webhook_endpoints', ARGV[1])
