@@ -42,6 +42,35 @@ extension Integration {
             #expect(values.allSatisfy { $0.value == "v\($0.key)" })
         }
 
+        @Test func scriptsRunByDigestOnceLoadedAndAgainAfterAFlush() async throws {
+            let server = try OwnRedis()
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, logger: logger)
+            defer { redis.shutdown() }
+            let script: RedisScript = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+            func calls(_ command: String) async throws -> Int {
+                let info = try await redis.command("INFO", "commandstats").string ?? ""
+                guard let line = info.split(separator: "\r\n").first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+                      let range = line.range(of: "calls="), let end = line[range.upperBound...].firstIndex(of: ",")
+                else { return 0 }
+                return Int(line[range.upperBound..<end]) ?? 0
+            }
+            for step in 1...3 {
+                #expect(try await redis.eval(script, keys: ["llmgw:test:script"], arguments: [2]).integer == Int64(2 * step))
+            }
+            // The first call loaded the script; the next two named it by its digest.
+            #expect(try await calls("eval") == 1)
+            #expect(try await calls("evalsha") == 2)
+            #expect(script.digest == (try await redis.command("SCRIPT", "LOAD", script.source)).string)
+            // A server that forgot its scripts answers NOSCRIPT once; the client runs the script by EVAL again.
+            try await redis.command("SCRIPT", "FLUSH")
+            #expect(try await redis.eval(script, keys: ["llmgw:test:script"], arguments: [2]).integer == 8)
+            #expect(try await calls("eval") == 2)
+            #expect(try await redis.eval(script, keys: ["llmgw:test:script"], arguments: [2]).integer == 10)
+            #expect(try await calls("evalsha") == 4)
+        }
+
         @Test func unreachableRedisFailsFastAndARestartedOneIsUsedAgain() async throws {
             let server = try OwnRedis()
             let redis = try client(port: server.port)
