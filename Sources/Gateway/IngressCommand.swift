@@ -127,6 +127,7 @@ extension GatewayConfiguration {
         kafka.messageTimeoutMs = produceTimeoutMs
         kafka.sessionTimeoutMs = kafkaSessionTimeoutMs
         kafka.fetchWaitMaxMs = kafkaFetchWaitMs
+        kafka.lingerMs = kafkaLingerMs
         kafka.debugContexts = kafkaDebug
         return kafka
     }

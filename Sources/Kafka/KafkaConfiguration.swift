@@ -6,9 +6,8 @@ public struct KafkaConfiguration: Sendable {
     public var clientID = "llm-gateway"
     /// How long a produced message may wait for the broker's acknowledgement before it fails.
     public var messageTimeoutMs = 5_000
-    /// How long the producer batches before sending; 0 sends at once (measured: 1 ms of linger added 1 ms to every
-    /// synchronous request at low load and bought no throughput).
-    public var lingerMs = 0
+    /// How long the producer batches before sending, in milliseconds (fractions allowed); 0 sends at once.
+    public var lingerMs: Double = 0
     /// The consumer group session timeout.
     public var sessionTimeoutMs = 10_000
     /// The longest the broker holds a fetch open when no data is there; it bounds queue latency.
@@ -27,7 +26,7 @@ public struct KafkaConfiguration: Sendable {
         properties["acks"] = "all"
         properties["enable.idempotence"] = "true"
         properties["message.timeout.ms"] = String(messageTimeoutMs)
-        properties["linger.ms"] = String(lingerMs)
+        properties["linger.ms"] = Self.milliseconds(lingerMs)
         properties["compression.type"] = "none"
         return properties.merging(overrides) { $1 }
     }
@@ -52,6 +51,11 @@ public struct KafkaConfiguration: Sendable {
         properties["enable.partition.eof"] = "false"
         properties["max.poll.interval.ms"] = "600000"
         return properties.merging(overrides) { $1 }
+    }
+
+    /// `1.0` as `"1"`, `0.25` as `"0.25"`: librdkafka reads both.
+    static func milliseconds(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
     }
 
     private func common() -> [String: String] {

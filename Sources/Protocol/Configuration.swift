@@ -98,6 +98,9 @@ public struct GatewayConfiguration: Sendable {
     /// `LLMGW_KAFKA_FETCH_WAIT_MS`: the broker's maximum fetch wait; it bounds queue latency, 5 ms. At least 1:
     /// 0 has the consumer ask the broker again at once, which keeps both busy (and stalled the local broker).
     public var kafkaFetchWaitMs = 5
+    /// `LLMGW_KAFKA_LINGER_MS`: how long the ingress's producer gathers jobs into one batch before sending, 0 (at
+    /// once); fractions of a millisecond allowed, at most 1000. Every queued job waits this long.
+    public var kafkaLingerMs: Double = 0
     /// `LLMGW_PROVIDER_MAX_ATTEMPTS`: calls of one model before a job fails or falls back, 3.
     public var providerMaxAttempts = 3
     /// `LLMGW_PROVIDER_TIMEOUT_SECONDS`: the total deadline of one provider call, 120.
@@ -164,6 +167,7 @@ public struct GatewayConfiguration: Sendable {
         configuration.workerConcurrency = try reader.integer("LLMGW_WORKER_CONCURRENCY", in: 1...10_000) ?? configuration.workerConcurrency
         configuration.kafkaSessionTimeoutMs = try reader.integer("LLMGW_KAFKA_SESSION_TIMEOUT_MS", in: 1_000...300_000) ?? configuration.kafkaSessionTimeoutMs
         configuration.kafkaFetchWaitMs = try reader.integer("LLMGW_KAFKA_FETCH_WAIT_MS", in: 1...10_000) ?? configuration.kafkaFetchWaitMs
+        configuration.kafkaLingerMs = try reader.number("LLMGW_KAFKA_LINGER_MS", in: 0...1_000) ?? configuration.kafkaLingerMs
         configuration.providerMaxAttempts = try reader.integer("LLMGW_PROVIDER_MAX_ATTEMPTS", in: 1...20) ?? configuration.providerMaxAttempts
         configuration.providerTimeout = try reader.seconds("LLMGW_PROVIDER_TIMEOUT_SECONDS") ?? configuration.providerTimeout
         configuration.providerConnectTimeout = try reader.seconds("LLMGW_PROVIDER_CONNECT_TIMEOUT_SECONDS") ?? configuration.providerConnectTimeout
@@ -290,6 +294,14 @@ struct EnvironmentReader {
         guard let raw = string(name) else { return nil }
         guard let value = Int(raw), range.contains(value) else {
             throw ConfigurationError(variable: name, message: "expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
+        }
+        return value
+    }
+
+    func number(_ name: String, in range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+        guard let raw = string(name) else { return nil }
+        guard let value = Double(raw), value.isFinite, range.contains(value) else {
+            throw ConfigurationError(variable: name, message: "expected a number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
         }
         return value
     }

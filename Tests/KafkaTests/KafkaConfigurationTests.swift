@@ -21,6 +21,16 @@ struct KafkaConfigurationTests {
         #expect(producer["message.timeout.ms"] == "7000")
     }
 
+    @Test("the producer linger goes to librdkafka in milliseconds, fractions kept")
+    func linger() {
+        var configuration = KafkaConfiguration(brokers: "k:9092")
+        #expect(configuration.producerProperties()["linger.ms"] == "0")
+        configuration.lingerMs = 0.25
+        #expect(configuration.producerProperties()["linger.ms"] == "0.25")
+        configuration.lingerMs = 5
+        #expect(configuration.producerProperties()["linger.ms"] == "5")
+    }
+
     @Test("the heartbeat interval is a fifth of the session timeout, at least 100 ms")
     func heartbeat() {
         var configuration = KafkaConfiguration(brokers: "k:9092")

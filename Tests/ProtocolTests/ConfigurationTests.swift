@@ -23,6 +23,7 @@ struct ConfigurationTests {
         #expect(configuration.redis.password == nil)
         #expect(configuration.maxBodyBytes == 10 * 1024 * 1024)
         #expect(configuration.logLevel == "info")
+        #expect(configuration.kafkaLingerMs == 0)
         #expect(configuration.syncTimeout <= configuration.syncTimeoutMax)
         #expect(configuration.providers.mapValues(\.baseURL) == Self.builtInBaseURLs)
         for (id, settings) in configuration.providers {
@@ -84,6 +85,9 @@ struct ConfigurationTests {
             (["LLMGW_MAX_BODY_BYTES": "-5"], "LLMGW_MAX_BODY_BYTES"),
             (["LLMGW_WORKER_CONCURRENCY": "0"], "LLMGW_WORKER_CONCURRENCY"),
             (["LLMGW_KAFKA_FETCH_WAIT_MS": "0"], "LLMGW_KAFKA_FETCH_WAIT_MS"),
+            (["LLMGW_KAFKA_LINGER_MS": "-0.5"], "LLMGW_KAFKA_LINGER_MS"),
+            (["LLMGW_KAFKA_LINGER_MS": "1001"], "LLMGW_KAFKA_LINGER_MS"),
+            (["LLMGW_KAFKA_LINGER_MS": "soon"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_OPENAI_COMPATIBLE": "bad id!"], "LLMGW_OPENAI_COMPATIBLE"),
             (["LLMGW_OPENAI_COMPATIBLE": "vllm"], "VLLM_BASE_URL"),
             (["LLMGW_OPENAI_COMPATIBLE": "vllm", "VLLM_BASE_URL": "ftp://x"], "VLLM_BASE_URL"),
@@ -94,6 +98,12 @@ struct ConfigurationTests {
         #expect(error.variable == variable)
         #expect(error.description.hasPrefix(variable))
         #expect(!error.message.isEmpty)
+    }
+
+    @Test("the producer linger takes fractions of a millisecond")
+    func lingerFractions() throws {
+        #expect(try GatewayConfiguration.load(environment: ["LLMGW_KAFKA_LINGER_MS": "0.25"]).kafkaLingerMs == 0.25)
+        #expect(try GatewayConfiguration.load(environment: ["LLMGW_KAFKA_LINGER_MS": "5"]).kafkaLingerMs == 5)
     }
 
     @Test("a bad Redis URL's error does not echo its password")
