@@ -1,20 +1,30 @@
-import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 
-/// A pool of pipelined Redis connections. Safe to share between tasks.
+/// A pool of pipelined Redis connections, spread over the event loops that also run the gateway's tasks. A task
+/// running on an event loop uses a connection of that loop, so neither the command nor its reply changes thread.
+/// Safe to share between tasks.
 public final class RedisClient: Sendable {
     private let connections: [RedisConnection]
+    /// The indices in `connections` of each event loop's connections.
+    private let connectionsByLoop: [ObjectIdentifier: [Int]]
     private let next = NIOLockedValueBox(0)
 
     /// - Parameters:
     ///   - endpoint: where Redis is.
-    ///   - connections: how many connections to open; each pipelines the commands submitted while it is busy.
+    ///   - connections: how many connections to open, spread over the event loops (give at least one per loop);
+    ///     each pipelines the commands submitted while earlier ones are in flight.
     ///   - timeoutMs: connect and reply timeout.
-    public init(endpoint: RedisEndpointSettings, connections: Int = 4, timeoutMs: Int = 2_000, logger: Logger) {
-        self.connections = (0..<max(1, connections)).map {
-            RedisConnection(endpoint: endpoint, timeoutMs: timeoutMs, logger: logger, name: "redis-\($0)")
+    public init(endpoint: RedisEndpointSettings, connections: Int = 4, timeoutMs: Int = 2_000, logger: Logger,
+                eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) {
+        let loops = Array(eventLoopGroup.makeIterator())
+        let connections = (0..<max(1, connections)).map {
+            RedisConnection(endpoint: endpoint, timeoutMs: timeoutMs, logger: logger, eventLoop: loops[$0 % loops.count])
         }
+        self.connections = connections
+        self.connectionsByLoop = Dictionary(grouping: connections.indices) { ObjectIdentifier(connections[$0].eventLoop) }
     }
 
     /// Runs one command.
@@ -38,17 +48,14 @@ public final class RedisClient: Sendable {
 
     /// Runs several commands, scripts among them, in one round trip; replies come back in order.
     public func pipeline(commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
-        let index = next.withLockedValue { value in
-            defer { value = (value + 1) % connections.count }
+        let turn = next.withLockedValue { value in
+            defer { value = (value + 1) & 0xFFFF_FFFF }
             return value
         }
-        do {
-            return try await connections[index].send(commands)
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw RedisError(code: .connection, message: "\(error)")
+        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let local = connectionsByLoop[ObjectIdentifier(loop)] {
+            return try await connections[local[turn % local.count]].send(commands)
         }
+        return try await connections[turn % connections.count].send(commands)
     }
 
     /// Runs a Lua script (by `EVALSHA` once the connection loaded it).

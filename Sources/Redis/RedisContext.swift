@@ -96,7 +96,7 @@ final class RedisContext {
         }
     }
 
-    private static func value(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
+    static func value(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
         let node = reply.pointee
         switch Int32(node.type) {
         case REDIS_REPLY_STRING:

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 
 /// Follows Redis Streams with `XREAD BLOCK` on a connection and thread of its own. A blocking read must never run
 /// on `RedisClient`'s pipelined connections: it would hold up every command queued behind it. One thread serves
@@ -60,7 +61,7 @@ public final class RedisStreamReader: @unchecked Sendable {
         // in the read arrive as soon as they are written.
         self.blockMs = max(1, min(25, timeoutMs / 2))
         self.logger = logger
-        self.control = RedisConnection(endpoint: endpoint, timeoutMs: timeoutMs, logger: logger, name: "redis-stream-control")
+        self.control = RedisConnection(endpoint: endpoint, timeoutMs: timeoutMs, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
         let thread = Thread { [self] in run() }
         thread.name = "redis-stream-reader"
         thread.start()

@@ -42,6 +42,63 @@ extension Integration {
             #expect(values.allSatisfy { $0.value == "v\($0.key)" })
         }
 
+        @Test func argumentsAreBinarySafe() async throws {
+            let redis = try client()
+            defer { redis.shutdown() }
+            let key = TestStack.unique("llmgw:test:binary")
+            let value: [UInt8] = Array("a\r\n$3\r\n*1".utf8) + [0, 255, 13, 10] + Array(repeating: 7, count: 70_000)
+            #expect(try await redis.command("SET", RedisArgument(key), RedisArgument(value)) == .status("OK"))
+            #expect(try await redis.command("GET", RedisArgument(key)).bytes == value)
+            #expect(try await redis.command("STRLEN", RedisArgument(key)) == .integer(Int64(value.count)))
+        }
+
+        @Test func aServerThatStopsAnsweringTimesOutAndIsUsedAgainOnceItAnswers() async throws {
+            let server = try OwnRedis()
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, timeoutMs: 300, logger: logger)
+            defer { redis.shutdown() }
+            #expect(await redis.ping())
+            server.process?.signal(SIGSTOP)
+            let started = ContinuousClock.now
+            do {
+                try await redis.command("PING")
+                Issue.record("a stopped server answered")
+            } catch {
+                #expect(error.code == .timeout)
+            }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            server.process?.signal(SIGCONT)
+            try await waitFor("the client to reconnect", timeout: .seconds(10)) { await redis.ping() }
+        }
+
+        @Test func passwordAndDatabaseAreSentWhenConnecting() async throws {
+            let server = try OwnRedis()
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            let admin = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, logger: logger)
+            defer { admin.shutdown() }
+            try await admin.command("ACL", "SETUSER", "gateway", "on", ">s3cret", "~*", "+@all")
+            try await admin.command("SET", "where", "db0")
+            let endpoint = RedisEndpointSettings(host: "127.0.0.1", port: server.port, database: 3, username: "gateway", password: "s3cret")
+            let redis = RedisClient(endpoint: endpoint, connections: 1, logger: logger)
+            defer { redis.shutdown() }
+            try await redis.command("SET", "where", "db3")
+            #expect(try await redis.command("GET", "where").string == "db3")
+            #expect(try await admin.command("GET", "where").string == "db0")
+            let wrong = RedisClient(
+                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port, username: "gateway", password: "wrong"),
+                connections: 1, logger: logger)
+            defer { wrong.shutdown() }
+            do {
+                try await wrong.command("PING")
+                Issue.record("a wrong password was accepted")
+            } catch {
+                #expect(error.code == .connection)
+                #expect(!error.message.contains("wrong"))
+            }
+        }
+
         @Test func scriptsRunByDigestOnceLoadedAndAgainAfterAFlush() async throws {
             let server = try OwnRedis()
             try await server.start()
