@@ -33,19 +33,32 @@ public struct APIKey: Sendable, Hashable {
         return APIKey(id: id, secret: secret)
     }
 
-    /// Parses `lgw_<id>_<secret>`; `nil` for anything else.
+    /// Parses `lgw_<id>_<secret>`; `nil` for anything else. Checks ASCII bytes: it runs on every request.
     public init?(parsing text: some StringProtocol) {
-        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == Self.prefix,
-              parts[1].count == Self.idLength, parts[1].allSatisfy({ Self.idAlphabet.contains($0) }),
-              parts[2].count == Self.secretLength, parts[2].allSatisfy({ Self.secretAlphabet.contains($0) })
+        let bytes = Array(text.utf8)
+        let idStart = Self.prefix.utf8.count + 1
+        let secretStart = idStart + Self.idLength + 1
+        guard bytes.count == secretStart + Self.secretLength,
+              bytes.starts(with: Self.prefix.utf8), bytes[idStart - 1] == UInt8(ascii: "_"), bytes[secretStart - 1] == UInt8(ascii: "_"),
+              bytes[idStart..<secretStart - 1].allSatisfy(Self.isIDByte),
+              bytes[secretStart...].allSatisfy(Self.isSecretByte)
         else { return nil }
-        self.init(id: String(parts[1]), secret: String(parts[2]))
+        self.init(id: String(decoding: bytes[idStart..<secretStart - 1], as: UTF8.self), secret: String(decoding: bytes[secretStart...], as: UTF8.self))
     }
 
     /// Whether `id` has the shape of a public id (used to reject junk before touching Redis).
     public static func isValidID(_ id: some StringProtocol) -> Bool {
-        id.count == idLength && id.allSatisfy { idAlphabet.contains($0) }
+        id.utf8.count == idLength && id.utf8.allSatisfy(isIDByte)
+    }
+
+    /// A byte of `idAlphabet`.
+    static func isIDByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    /// A byte of `secretAlphabet`.
+    static func isSecretByte(_ byte: UInt8) -> Bool {
+        isIDByte(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 
     /// The text a client sends. Shown once, at creation.

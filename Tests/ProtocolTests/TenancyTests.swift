@@ -32,6 +32,10 @@ struct TenancyTests {
     @Test("malformed keys are rejected", arguments: [
         "", "lgw_", "lgw__", "sk-abc", "lgw_abc_def",
         "lgw_ABCDEFGHIJKL_0123456789012345678901234567890123456789012",   // uppercase id
+        "lgw_abcdefghijkl_01234567890123456789012345678901234567890_2",   // underscore in the secret
+        "lgw_abcdefghijkl_0123456789012345678901234567890123456789é1",    // non-ASCII in the secret
+        "lgw-abcdefghijkl_0123456789012345678901234567890123456789012",   // wrong separator
+        "LGW_abcdefghijkl_0123456789012345678901234567890123456789012",   // prefix case
         "lgw_abcdefghijkl_012345678901234567890123456789012345678901",    // secret too short (42)
         "lgw_abcdefghijkl_0123456789012345678901234567890123456789012_x", // extra part
         "xyz_abcdefghijkl_0123456789012345678901234567890123456789012",   // wrong prefix
