@@ -138,6 +138,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strict),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Protocol", "MockProvider"], swiftSettings: strict),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"], swiftSettings: strict),
+        .testTarget(name: "IngressTests", dependencies: ["Ingress"], swiftSettings: strict),
         .testTarget(
             name: "TelemetryTests",
             dependencies: [
