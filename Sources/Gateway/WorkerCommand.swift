@@ -54,6 +54,12 @@ struct WorkerCommand: AsyncParsableCommand {
         let lifecycle = WorkerLifecycle(
             cancellations: cancellations, planner: WebhookPlanner(secrets: secrets),
             webhookRetention: WebhookDispatcher.retention(for: configuration.lifecycle.webhookSchedule))
+        // Dispatch hints go to the interactive topics only: they serve clients that wait for their job.
+        let hints = configuration.dispatchHints
+            ? DispatchHintListener(
+                topics: ids.map { Topics.jobs(provider: $0) }, endpoint: configuration.redisSettings,
+                timeoutMs: configuration.redisTimeoutMs, logger: logger)
+            : nil
         var consumers: [KafkaConsumer] = []
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         for id in ids {
@@ -66,7 +72,8 @@ struct WorkerCommand: AsyncParsableCommand {
             consumers.append(consumer)
             services.append(.init(service: WorkerService(
                 workerID: workerID, configuration: configuration, consumer: consumer, producer: producer,
-                store: store, runner: runner, metrics: metrics, logger: logger, lifecycle: lifecycle)))
+                store: store, runner: runner, metrics: metrics, logger: logger, lifecycle: lifecycle,
+                hints: hints?.feeds[Topics.jobs(provider: id)])))
             // The batch lane: its own topic, group and in-flight bound, so bulk jobs never take interactive slots.
             let batch = try KafkaConsumer(
                 configuration: configuration.kafka,
@@ -85,6 +92,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let resources = ShutdownHook(logger: logger) {
             try? await client.shutdown()
             cancellations.shutdown()
+            hints?.shutdown()
             producer.shutdown()
             redis.shutdown()
         }

@@ -133,7 +133,11 @@ public struct JobService: Sendable {
         }
         let registration = draft.wait ? waiters.register(id) : nil
         let topic = Topics.jobs(provider: draft.envelope.provider, lane: draft.options.lane)
-        if let error = await enqueue(id: id, topic: topic, payload: recording.payload) {
+        let enqueued: Enqueued
+        switch await enqueue(id: id, topic: topic, payload: recording.payload) {
+        case .success(let value):
+            enqueued = value
+        case .failure(let error):
             if let registration { waiters.cancel(registration) }
             logger.warning("Job not enqueued: broker unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
             // The client gets a 503 and no id, so the record must not linger as `queued`.
@@ -141,24 +145,39 @@ public struct JobService: Sendable {
             throw .unavailable("The job queue is unavailable; the job was not accepted. Retry shortly.", code: "queue_unavailable")
         }
         logger.debug("Job enqueued", metadata: ["job_id": "\(id)", "provider": "\(draft.envelope.provider)"])
+        // A client waits for this job: let an idle worker start it now rather than after its next fetch.
+        if configuration.dispatchHints, draft.wait || draft.envelope.stream == true, draft.options.lane == .interactive {
+            let hint = DispatchHint(
+                partition: enqueued.position.partition, offset: enqueued.position.offset, jobID: id,
+                traceparent: enqueued.traceparent, payload: recording.payload)
+            await store.publish(hint, topic: topic)
+        }
         return Accepted(record: draft.record, registration: registration)
     }
 
+    /// Where an acknowledged record went, and the `traceparent` it carries.
+    private struct Enqueued {
+        var position: RecordPosition
+        var traceparent: String?
+    }
+
     /// Produces a job record in a producer span whose `traceparent` travels in the record's headers, so that the
-    /// worker's span joins the request's trace. Returns the error when the broker did not acknowledge it.
-    private func enqueue(id: String, topic: String, payload: [UInt8]) async -> KafkaError? {
-        await withSpan("\(topic) publish", ofKind: .producer) { span -> KafkaError? in
+    /// worker's span joins the request's trace.
+    private func enqueue(id: String, topic: String, payload: [UInt8]) async -> Result<Enqueued, KafkaError> {
+        await withSpan("\(topic) publish", ofKind: .producer) { span -> Result<Enqueued, KafkaError> in
             span.attributes["messaging.system"] = "kafka"
             span.attributes["messaging.destination.name"] = topic
             span.attributes["messaging.message.id"] = id
             let started = ContinuousClock.now
+            let headers = span.context.kafkaHeaders()
             do throws(KafkaError) {
-                try await producer.send(topic: topic, key: Array(id.utf8), value: payload, headers: span.context.kafkaHeaders())
+                let position = try await producer.send(topic: topic, key: Array(id.utf8), value: payload, headers: headers)
                 metrics.enqueue(duration: ContinuousClock.now - started)
-                return nil
+                let traceparent = headers.last(where: { $0.name == "traceparent" }).map { String(decoding: $0.value, as: UTF8.self) }
+                return .success(Enqueued(position: position, traceparent: traceparent))
             } catch {
                 span.recordError(error)
-                return error
+                return .failure(error)
             }
         }
     }

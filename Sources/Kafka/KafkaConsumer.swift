@@ -18,10 +18,17 @@ public final class KafkaConsumer: @unchecked Sendable {
     private let continuation: AsyncStream<KafkaMessage>.Continuation
     private var pollThread: PollThread!
     private let closed = NIOLockedValueBox(false)
-    private let assignedCount = NIOLockedValueBox(0)
+    private let assignment = NIOLockedValueBox(Set<TopicPartition>())
 
     /// The number of partitions the group gave this consumer.
-    public var assignedPartitions: Int { assignedCount.withLockedValue { $0 } }
+    public var assignedPartitions: Int { assignment.withLockedValue { $0.count } }
+
+    /// Whether the record at `offset` is this consumer's to hand out and has not been handed out yet: its
+    /// partition is assigned here, and no record at or after `offset` was delivered since the assignment.
+    public func isPending(_ partition: TopicPartition, offset: Int64) -> Bool {
+        guard assignment.withLockedValue({ $0.contains(partition) }) else { return false }
+        return !tracker.withLockedValue { $0.delivered(partition, offset: offset) }
+    }
 
     public init(configuration: KafkaConfiguration, groupID: String, topics: [String], maxInFlight: Int, logger: Logger) throws(KafkaError) {
         let tracker = self.tracker
@@ -39,9 +46,9 @@ public final class KafkaConsumer: @unchecked Sendable {
                 }
             }
         }
-        let assignedCount = self.assignedCount
+        let assignment = self.assignment
         handle.context.rebalance = { assigned, partitions in
-            assignedCount.withLockedValue { $0 = assigned ? partitions.count : 0 }
+            assignment.withLockedValue { $0 = assigned ? Set(partitions) : [] }
             if assigned {
                 logger.info("Partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
             } else {

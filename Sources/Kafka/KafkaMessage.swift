@@ -33,3 +33,14 @@ public struct TopicPartition: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(topic)[\(partition)]" }
 }
+
+/// Where the broker stored a produced record.
+public struct RecordPosition: Sendable, Hashable {
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(partition: Int32, offset: Int64) {
+        self.partition = partition
+        self.offset = offset
+    }
+}

@@ -21,11 +21,16 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Produces one record and waits for the broker's acknowledgement.
+    /// - Returns: where the broker stored the record.
     /// - Throws: `KafkaError` when the record was not accepted within the message timeout.
-    public func send(topic: String, key: [UInt8], value: [UInt8], headers: [(name: String, value: [UInt8])] = []) async throws(KafkaError) {
+    @discardableResult
+    public func send(topic: String, key: [UInt8], value: [UInt8], headers: [(name: String, value: [UInt8])] = []) async throws(KafkaError) -> RecordPosition {
         let client = current.withLockedValue { $0 }
-        let error = await client.send(topic: topic, key: key, value: value, headers: headers)
-        guard let error else { return }
+        let error: KafkaError
+        switch await client.send(topic: topic, key: key, value: value, headers: headers) {
+        case .success(let position): return position
+        case .failure(let failure): error = failure
+        }
         if let fatal = client.fatalError {
             replace(client, because: fatal)
         } else if error.meansProducerStateLost {
@@ -73,8 +78,12 @@ final class ProducerClient: Sendable {
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
                 guard let message, let opaque = message.pointee._private else { return }
                 let delivery = Unmanaged<DeliveryReport>.fromOpaque(opaque).takeRetainedValue()
-                let error = message.pointee.err
-                delivery.complete(error == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(error))
+                let record = message.pointee
+                if record.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    delivery.complete(.success(RecordPosition(partition: record.partition, offset: record.offset)))
+                } else {
+                    delivery.complete(.failure(KafkaError(record.err)))
+                }
             }
         }
         self.handle = handle
@@ -85,8 +94,8 @@ final class ProducerClient: Sendable {
         }
     }
 
-    /// Produces one record; returns the delivery error, or nil once the broker acknowledged it.
-    func send(topic: String, key: [UInt8], value: [UInt8], headers: [(name: String, value: [UInt8])]) async -> KafkaError? {
+    /// Produces one record; returns where the broker stored it once acknowledged, or the delivery error.
+    func send(topic: String, key: [UInt8], value: [UInt8], headers: [(name: String, value: [UInt8])]) async -> Result<RecordPosition, KafkaError> {
         await withCheckedContinuation { continuation in
             let delivery = DeliveryReport(continuation)
             let opaque = Unmanaged.passRetained(delivery).toOpaque()
@@ -107,7 +116,7 @@ final class ProducerClient: Sendable {
             if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if let headerList { rd_kafka_headers_destroy(headerList) }
                 Unmanaged<DeliveryReport>.fromOpaque(opaque).release()
-                continuation.resume(returning: KafkaError(error))
+                continuation.resume(returning: .failure(KafkaError(error)))
             }
         }
     }
@@ -150,14 +159,14 @@ final class ProducerClient: Sendable {
 
 /// Resumes one `send` when librdkafka reports the delivery.
 private final class DeliveryReport: Sendable {
-    let continuation: CheckedContinuation<KafkaError?, Never>
+    let continuation: CheckedContinuation<Result<RecordPosition, KafkaError>, Never>
 
-    init(_ continuation: CheckedContinuation<KafkaError?, Never>) {
+    init(_ continuation: CheckedContinuation<Result<RecordPosition, KafkaError>, Never>) {
         self.continuation = continuation
     }
 
-    func complete(_ error: KafkaError?) {
-        continuation.resume(returning: error)
+    func complete(_ result: Result<RecordPosition, KafkaError>) {
+        continuation.resume(returning: result)
     }
 }
 

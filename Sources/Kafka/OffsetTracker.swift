@@ -38,6 +38,13 @@ public struct OffsetTracker: Sendable {
         partitions[partition] = nil
     }
 
+    /// Whether `offset` of `partition` was already handed out (it may have finished since). `false` for a
+    /// partition that handed out nothing since it was assigned.
+    public func delivered(_ partition: TopicPartition, offset: Int64) -> Bool {
+        guard let state = partitions[partition] else { return false }
+        return offset <= state.highestSeen
+    }
+
     /// The number of records running.
     public var runningCount: Int { partitions.values.reduce(0) { $0 + $1.running.count } }
 }

@@ -138,6 +138,10 @@ public struct GatewayConfiguration: Sendable {
     public var jobEventsTTL = 3_600
     /// `LLMGW_JOB_EVENTS_MAX_LENGTH`: the approximate bound on entries in one job's event stream, 10000.
     public var jobEventsMaxLength = 10_000
+    /// `LLMGW_DISPATCH_HINTS`: the ingress publishes each record that a client waits for on Redis as well, and an
+    /// idle worker that owns its partition starts the job from there rather than after its next broker fetch; the
+    /// record stays the durable copy. true.
+    public var dispatchHints = true
 
     public init() {}
 
@@ -186,12 +190,8 @@ public struct GatewayConfiguration: Sendable {
         configuration.jobEventsMaxLength = try reader.integer("LLMGW_JOB_EVENTS_MAX_LENGTH", in: 100...1_000_000) ?? configuration.jobEventsMaxLength
         configuration.tenancy = try TenancyConfiguration.load(reader)
         configuration.lifecycle = try LifecycleConfiguration.load(reader)
-        if let raw = reader.string("LLMGW_LOG_PROMPTS") {
-            guard let value = ["true": true, "1": true, "false": false, "0": false][raw.lowercased()] else {
-                throw ConfigurationError(variable: "LLMGW_LOG_PROMPTS", message: "expected true or false, got '\(raw)'")
-            }
-            configuration.logPrompts = value
-        }
+        configuration.logPrompts = try reader.boolean("LLMGW_LOG_PROMPTS") ?? configuration.logPrompts
+        configuration.dispatchHints = try reader.boolean("LLMGW_DISPATCH_HINTS") ?? configuration.dispatchHints
         configuration.otlpTracesEndpoint = try otlpTracesEndpoint(reader)
         if configuration.syncTimeout > configuration.syncTimeoutMax {
             throw ConfigurationError(variable: "LLMGW_SYNC_TIMEOUT_SECONDS", message: "must not exceed LLMGW_SYNC_TIMEOUT_MAX_SECONDS (\(configuration.syncTimeoutMax))")
@@ -302,6 +302,14 @@ struct EnvironmentReader {
         guard let raw = string(name) else { return nil }
         guard let value = Double(raw), value.isFinite, range.contains(value) else {
             throw ConfigurationError(variable: name, message: "expected a number in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
+        }
+        return value
+    }
+
+    func boolean(_ name: String) throws(ConfigurationError) -> Bool? {
+        guard let raw = string(name) else { return nil }
+        guard let value = ["true": true, "1": true, "false": false, "0": false][raw.lowercased()] else {
+            throw ConfigurationError(variable: name, message: "expected true or false, got '\(raw)'")
         }
         return value
     }

@@ -21,13 +21,7 @@ public struct LifecycleConfiguration: Sendable {
 
     static func load(_ reader: EnvironmentReader) throws(ConfigurationError) -> LifecycleConfiguration {
         var lifecycle = LifecycleConfiguration()
-        var allowHTTP = false
-        if let raw = reader.string("LLMGW_WEBHOOK_ALLOW_HTTP") {
-            guard let value = ["true": true, "1": true, "false": false, "0": false][raw.lowercased()] else {
-                throw ConfigurationError(variable: "LLMGW_WEBHOOK_ALLOW_HTTP", message: "expected true or false, got '\(raw)'")
-            }
-            allowHTTP = value
-        }
+        let allowHTTP = try reader.boolean("LLMGW_WEBHOOK_ALLOW_HTTP") ?? false
         guard let policy = WebhookAddressPolicy(allowHTTP: allowHTTP, allowlist: reader.string("LLMGW_WEBHOOK_ALLOWLIST") ?? "") else {
             throw ConfigurationError(variable: "LLMGW_WEBHOOK_ALLOWLIST", message: "expected comma-separated host names or CIDRs (10.0.0.0/8, ::1/128)")
         }

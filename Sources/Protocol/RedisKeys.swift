@@ -11,6 +11,10 @@ public enum RedisKeys {
     /// Pub/sub channel on which workers announce finished jobs to the ingress replica that waits for them.
     public static func notifyChannel(instance: String) -> String { "\(prefix)notify:\(instance)" }
 
+    /// Pub/sub channel on which the ingress publishes a `DispatchHint` for each acknowledged record of a job topic
+    /// that a client waits for, so that an idle worker can start it before its fetch from the broker returns.
+    public static func dispatchChannel(topic: String) -> String { "\(prefix)dispatch:\(topic)" }
+
     /// Redis Stream of a job's life: `queued`, `started`, each streamed `delta`, then `completed` or `failed`.
     /// Bounded in length and given a TTL by the writers; read by the ingress with `XREAD BLOCK` on a dedicated
     /// connection. Entries carry the fields of `JobEventField`.

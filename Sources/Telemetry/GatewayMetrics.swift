@@ -79,12 +79,15 @@ public final class GatewayMetrics: Sendable {
         public static let consumerLag = Definition(
             "llmgw_consumer_lag", "Records of a partition not yet committed by the consumer group: high watermark minus committed offset.")
         public static let webhookDeliveries = Definition("llmgw_webhook_deliveries_total", "Webhook delivery attempts, by outcome.")
+        public static let dispatchHints = Definition(
+            "llmgw_dispatch_hints_total",
+            "Dispatch hints a worker received, by outcome: started (the job ran before its record arrived) or ignored (busy, not its partition, record already here).")
 
         /// Every metric, in the order of the README.
         public static let all: [Definition] = [
             httpRequests, httpRequestDuration, httpRequestsInFlight, enqueueDuration, syncWaitDuration, cacheRequests, rejections,
             jobs, jobQueueWait, jobRun, jobEndToEnd, upstreamRequestDuration, upstreamTimeToFirstToken, upstreamErrors, retries,
-            fallbacks, tokens, cost, jobsInFlight, consumerLag, webhookDeliveries,
+            fallbacks, tokens, cost, jobsInFlight, consumerLag, webhookDeliveries, dispatchHints,
         ]
     }
 
@@ -143,6 +146,7 @@ public final class GatewayMetrics: Sendable {
             _ = counter(Names.fallbacks, [("provider", provider)])
         }
         for outcome in WebhookOutcome.allCases { _ = counter(Names.webhookDeliveries, [("outcome", outcome.rawValue)]) }
+        for started in [true, false] { _ = dispatchHintCounter(started: started) }
     }
 
     // MARK: - Ingress
@@ -179,6 +183,15 @@ public final class GatewayMetrics: Sendable {
     }
 
     // MARK: - Worker
+
+    /// A dispatch hint that started its job early, or that was ignored.
+    public func dispatchHint(started: Bool) {
+        dispatchHintCounter(started: started).increment()
+    }
+
+    private func dispatchHintCounter(started: Bool) -> Counter {
+        counter(Names.dispatchHints, [("outcome", started ? "started" : "ignored")])
+    }
 
     /// Adds `delta` (+1 when a job starts running, -1 when it ends) to a provider's in-flight jobs.
     public func jobsInFlight(provider: String, _ delta: Int) {

@@ -23,6 +23,10 @@ public final class WorkerService: Service, Sendable {
     let events: JobEventLog
     /// Cancellation and webhooks; `nil` runs jobs without them.
     let lifecycle: WorkerLifecycle?
+    /// The dispatch hints of the consumer's topic; `nil` runs jobs from their records only.
+    let hints: DispatchHintListener.Feed?
+    /// The jobs running here, from records or hints.
+    let localJobs = LocalJobs()
 
     public init(
         workerID: String,
@@ -33,9 +37,11 @@ public final class WorkerService: Service, Sendable {
         runner: JobRunner,
         metrics: GatewayMetrics,
         logger: Logger,
-        lifecycle: WorkerLifecycle? = nil
+        lifecycle: WorkerLifecycle? = nil,
+        hints: DispatchHintListener.Feed? = nil
     ) {
         self.lifecycle = lifecycle
+        self.hints = hints
         self.workerID = workerID
         self.configuration = configuration
         self.consumer = consumer
@@ -49,8 +55,12 @@ public final class WorkerService: Service, Sendable {
 
     public func run() async throws {
         let consumer = self.consumer
+        let hints = self.hints
         let jobs = Task {
             await withDiscardingTaskGroup { group in
+                if let hints {
+                    group.addTask { await self.follow(hints) }
+                }
                 // The consumer hands out at most `workerConcurrency` unfinished records: that bound is the backpressure.
                 for await message in consumer.messages {
                     group.addTask { await self.handle(message) }
@@ -62,6 +72,7 @@ public final class WorkerService: Service, Sendable {
         let drainSeconds = configuration.drainSeconds
         logger.info("Draining in-flight jobs", metadata: ["drain_seconds": "\(drainSeconds)"])
         consumer.stopFetching()
+        hints?.close()
         await withTaskGroup(of: Bool.self) { race in
             race.addTask {
                 await jobs.value
@@ -81,8 +92,57 @@ public final class WorkerService: Service, Sendable {
         logger.info("Worker stopped")
     }
 
-    /// Runs one record to its end and marks it finished for offset tracking, unless shutdown interrupted it.
+    /// Runs one record to its end and marks it finished for offset tracking, unless shutdown interrupted it. A
+    /// record whose job a dispatch hint started here waits for that run instead.
     func handle(_ message: KafkaMessage) async {
+        if hints != nil, let key = message.key {
+            let id = String(decoding: key, as: UTF8.self)
+            arrival: while true {
+                switch await localJobs.recordArrived(id) {
+                case .run:
+                    break arrival
+                case .ranFromHint(true):
+                    consumer.finished(message)
+                    return
+                case .ranFromHint(false):
+                    // The hint run was interrupted, or its copy of the record was unreadable: the record decides.
+                    if Task.isCancelled { return }
+                }
+            }
+            defer { localJobs.endRecord(id) }
+            await run(message)
+        } else {
+            await run(message)
+        }
+    }
+
+    /// Starts the jobs of dispatch hints while this worker has room, for records it owns and has not been handed
+    /// yet. Each hint run is the job's one run here; its record, when it arrives, waits for it (`handle(_:)`).
+    func follow(_ feed: DispatchHintListener.Feed) async {
+        await withDiscardingTaskGroup { group in
+            for await hint in feed.hints {
+                let partition = TopicPartition(topic: feed.topic, partition: hint.partition)
+                guard consumer.isPending(partition, offset: hint.offset),
+                      localJobs.count < configuration.workerConcurrency,
+                      localJobs.beginHint(hint.jobID)
+                else {
+                    metrics.dispatchHint(started: false)
+                    continue
+                }
+                metrics.dispatchHint(started: true)
+                let message = KafkaMessage(
+                    topic: feed.topic, partition: hint.partition, offset: hint.offset, key: Array(hint.jobID.utf8),
+                    value: hint.payload, headers: hint.traceparent.map { [("traceparent", Array($0.utf8))] } ?? [])
+                group.addTask {
+                    let finished = await self.process(message, expecting: hint.jobID)
+                    self.localJobs.endHint(hint.jobID, finished: finished)
+                }
+            }
+        }
+    }
+
+    /// Runs a record from the broker; an undecodable one is dead-lettered.
+    private func run(_ message: KafkaMessage) async {
         let envelope: JobEnvelope
         do {
             envelope = try JSONDecoder().decode(JobEnvelope.self, from: Data(message.value))
@@ -94,17 +154,32 @@ public final class WorkerService: Service, Sendable {
             consumer.finished(message)
             return
         }
+        // The job's span continues the trace of the request that enqueued it (`traceparent` in the record headers).
+        let finished = await process(envelope, message)
+        if finished {
+            consumer.finished(message)
+        }
+    }
+
+    /// Runs a hint's copy of a record. An undecodable copy, or one of another job, is left to the record.
+    /// - Returns: `true` when the job's outcome is persisted (or it needs no work).
+    private func process(_ copy: KafkaMessage, expecting id: String) async -> Bool {
+        guard let envelope = try? JSONDecoder().decode(JobEnvelope.self, from: Data(copy.value)), envelope.id == id else {
+            logger.debug("Dispatch hint with an unreadable record ignored", metadata: ["job_id": "\(id)"])
+            return false
+        }
+        return await process(envelope, copy)
+    }
+
+    /// Processes a decoded job in a consumer span that continues the trace of the request that enqueued it.
+    private func process(_ envelope: JobEnvelope, _ message: KafkaMessage) async -> Bool {
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(envelope.id)"
-        // The job's span continues the trace of the request that enqueued it (`traceparent` in the record headers).
-        let finished = await withSpan("\(message.topic) process", context: .extracted(fromKafkaHeaders: message.headers), ofKind: .consumer) { span in
+        return await withSpan("\(message.topic) process", context: .extracted(fromKafkaHeaders: message.headers), ofKind: .consumer) { span in
             span.attributes["messaging.system"] = "kafka"
             span.attributes["messaging.destination.name"] = message.topic
             span.attributes["messaging.message.id"] = envelope.id
             return await process(envelope, message: message, logger: logger)
-        }
-        if finished {
-            consumer.finished(message)
         }
     }
 
