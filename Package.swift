@@ -139,6 +139,7 @@ let package = Package(
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Protocol", "MockProvider"], swiftSettings: strict),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"], swiftSettings: strict),
         .testTarget(name: "IngressTests", dependencies: ["Ingress"], swiftSettings: strict),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker"], swiftSettings: strict),
         .testTarget(
             name: "TelemetryTests",
             dependencies: [

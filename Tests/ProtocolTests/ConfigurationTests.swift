@@ -24,6 +24,8 @@ struct ConfigurationTests {
         #expect(configuration.maxBodyBytes == 10 * 1024 * 1024)
         #expect(configuration.logLevel == "info")
         #expect(configuration.kafkaLingerMs == 0)
+        #expect(configuration.dispatchHints == true)
+        #expect(configuration.logPrompts == false)
         #expect(configuration.syncTimeout <= configuration.syncTimeoutMax)
         #expect(configuration.providers.mapValues(\.baseURL) == Self.builtInBaseURLs)
         for (id, settings) in configuration.providers {
@@ -88,6 +90,8 @@ struct ConfigurationTests {
             (["LLMGW_KAFKA_LINGER_MS": "-0.5"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_KAFKA_LINGER_MS": "1001"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_KAFKA_LINGER_MS": "soon"], "LLMGW_KAFKA_LINGER_MS"),
+            (["LLMGW_DISPATCH_HINTS": "sometimes"], "LLMGW_DISPATCH_HINTS"),
+            (["LLMGW_LOG_PROMPTS": "yes please"], "LLMGW_LOG_PROMPTS"),
             (["LLMGW_OPENAI_COMPATIBLE": "bad id!"], "LLMGW_OPENAI_COMPATIBLE"),
             (["LLMGW_OPENAI_COMPATIBLE": "vllm"], "VLLM_BASE_URL"),
             (["LLMGW_OPENAI_COMPATIBLE": "vllm", "VLLM_BASE_URL": "ftp://x"], "VLLM_BASE_URL"),
@@ -104,6 +108,15 @@ struct ConfigurationTests {
     func lingerFractions() throws {
         #expect(try GatewayConfiguration.load(environment: ["LLMGW_KAFKA_LINGER_MS": "0.25"]).kafkaLingerMs == 0.25)
         #expect(try GatewayConfiguration.load(environment: ["LLMGW_KAFKA_LINGER_MS": "5"]).kafkaLingerMs == 5)
+    }
+
+    @Test("switches take true, false, 1 and 0 in any case")
+    func switches() throws {
+        for (raw, value) in [("false", false), ("FALSE", false), ("0", false), ("true", true), ("True", true), ("1", true)] {
+            let configuration = try GatewayConfiguration.load(environment: ["LLMGW_DISPATCH_HINTS": raw, "LLMGW_LOG_PROMPTS": raw])
+            #expect(configuration.dispatchHints == value, "\(raw)")
+            #expect(configuration.logPrompts == value, "\(raw)")
+        }
     }
 
     @Test("a bad Redis URL's error does not echo its password")

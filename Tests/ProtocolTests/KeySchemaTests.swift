@@ -35,6 +35,13 @@ struct KeySchemaTests {
         #expect(Set(topics).count == providers.count)
         #expect(Set(groups).count == providers.count)
         #expect(!topics.contains(Topics.deadLetters))
+        // Each topic has its own dispatch channel, distinct from every notify channel.
+        let channels = topics.map { RedisKeys.dispatchChannel(topic: $0) }
+        #expect(Set(channels).count == topics.count)
+        for channel in channels {
+            #expect(channel.hasPrefix(RedisKeys.prefix), "\(channel)")
+            #expect(!Self.ids.map { RedisKeys.notifyChannel(instance: $0) }.contains(channel))
+        }
         let legal = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         for (provider, topic) in zip(providers, topics) {
             #expect(topic.contains(provider), "\(topic)")
