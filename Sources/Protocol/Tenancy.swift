@@ -165,11 +165,29 @@ public struct PriceTable: Sendable, Hashable {
 /// The UTC day and month that budgets and usage are accounted in.
 public enum UsagePeriod {
     /// `2025-01-31` and `2025-01` for `seconds` since 1970.
+    /// Computed with integer arithmetic (the proleptic Gregorian calendar, days counted from 1970-01-01): every
+    /// admitted request needs it, and `Calendar` was 2 % of the ingress's CPU.
     public static func dayAndMonth(_ seconds: Double) -> (day: String, month: String) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: seconds))
-        let month = String(format: "%04d-%02d", parts.year ?? 1970, parts.month ?? 1)
-        return (month + String(format: "-%02d", parts.day ?? 1), month)
+        let date = civilDate(daysSince1970: Int((seconds / 86_400).rounded(.down)))
+        let month = "\(padded(date.year, 4))-\(padded(date.month, 2))"
+        return ("\(month)-\(padded(date.day, 2))", month)
+    }
+
+    /// Year, month (1–12) and day (1–31) of a day number (Howard Hinnant's `civil_from_days`).
+    static func civilDate(daysSince1970 days: Int) -> (year: Int, month: Int, day: Int) {
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    private static func padded(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Protocol
 import Testing
 
@@ -136,6 +137,19 @@ struct TenancyTests {
         #expect(UsagePeriod.dayAndMonth(0) == ("1970-01-01", "1970-01"))
         #expect(UsagePeriod.dayAndMonth(1_738_367_999) == ("2025-01-31", "2025-01"))
         #expect(UsagePeriod.dayAndMonth(1_738_368_000) == ("2025-02-01", "2025-02"))
+        #expect(UsagePeriod.dayAndMonth(951_782_400) == ("2000-02-29", "2000-02"))
+        #expect(UsagePeriod.dayAndMonth(4_107_542_399.9) == ("2100-02-28", "2100-02"))
+        #expect(UsagePeriod.dayAndMonth(-1) == ("1969-12-31", "1969-12"))
+        // Every day of 1968–2104 (leap years, century rules) agrees with Foundation's Gregorian calendar.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for day in stride(from: -731, through: 49_000, by: 1) {
+            let seconds = Double(day) * 86_400 + 43_210.5
+            let parts = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: seconds))
+            let expected = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+            #expect(UsagePeriod.dayAndMonth(seconds).day == expected, "day \(day)")
+            #expect(UsagePeriod.dayAndMonth(seconds).month == String(expected.prefix(7)))
+        }
     }
 
     @Test("tenancy settings: auth on by default, explicit off, validated values")
