@@ -314,14 +314,19 @@ def check_release(objects: list[tuple[str, dict[str, Any]]], values: dict[str, A
             r.expect(spec.get("minReplicaCount") == wv["minReplicas"] and spec.get("maxReplicaCount") == wv["maxReplicas"],
                      f"ScaledObject {name}: replica bounds {spec.get('minReplicaCount')}..{spec.get('maxReplicaCount')} != values")
             triggers = spec.get("triggers", [])
-            r.expect(len(triggers) == 1 and triggers[0].get("type") == "kafka", f"ScaledObject {name}: expected one kafka trigger")
-            md = triggers[0].get("metadata", {}) if triggers else {}
-            r.expect(md.get("consumerGroup") == f"llm-gateway.worker.{p}", f"ScaledObject {name}: consumerGroup {md.get('consumerGroup')}")
-            r.expect(md.get("topic") == f"llm.jobs.{p}", f"ScaledObject {name}: topic {md.get('topic')}")
-            r.expect(md.get("lagThreshold") == str(wv["lagThreshold"]), f"ScaledObject {name}: lagThreshold {md.get('lagThreshold')!r} != '{wv['lagThreshold']}'")
-            r.expect(md.get("bootstrapServers") == brokers, f"ScaledObject {name}: bootstrapServers {md.get('bootstrapServers')} != {brokers}")
-            r.expect(md.get("offsetResetPolicy") in ("earliest", "latest"), f"ScaledObject {name}: offsetResetPolicy {md.get('offsetResetPolicy')}")
-            r.expect(all(isinstance(v, str) for v in md.values()), f"ScaledObject {name}: trigger metadata values must be strings")
+            # One kafka trigger per lane: the interactive topic, then the batch lane (the worker consumes both).
+            batch_lag = (values.get("worker", {}).get("keda", {}) or {}).get("batchLagThreshold", defaults["worker"]["keda"]["batchLagThreshold"])
+            lanes = [("", wv["lagThreshold"]), (".batch", batch_lag)]
+            r.expect(len(triggers) == len(lanes) and all(t.get("type") == "kafka" for t in triggers),
+                     f"ScaledObject {name}: expected a kafka trigger for the interactive and the batch lane")
+            for trigger, (suffix, lag) in zip(triggers, lanes):
+                md = trigger.get("metadata", {})
+                r.expect(md.get("consumerGroup") == f"llm-gateway.worker.{p}{suffix}", f"ScaledObject {name}: consumerGroup {md.get('consumerGroup')}")
+                r.expect(md.get("topic") == f"llm.jobs.{p}{suffix}", f"ScaledObject {name}: topic {md.get('topic')}")
+                r.expect(md.get("lagThreshold") == str(lag), f"ScaledObject {name}: lagThreshold {md.get('lagThreshold')!r} != '{lag}'")
+                r.expect(md.get("bootstrapServers") == brokers, f"ScaledObject {name}: bootstrapServers {md.get('bootstrapServers')} != {brokers}")
+                r.expect(md.get("offsetResetPolicy") in ("earliest", "latest"), f"ScaledObject {name}: offsetResetPolicy {md.get('offsetResetPolicy')}")
+                r.expect(all(isinstance(v, str) for v in md.values()), f"ScaledObject {name}: trigger metadata values must be strings")
         else:
             r.expect(dep["spec"].get("replicas") == wv["replicas"], f"{name}: replicas {dep['spec'].get('replicas')} != {wv['replicas']}")
     if not keda:
