@@ -97,7 +97,7 @@ public struct JobService: Sendable {
         let record = draft.record
         let queued = events.commands(
             jobID: record.id, type: .queued, JobEventStatus(id: record.id, status: .queued, provider: record.provider, model: record.model))
-        let commands = store.createCommands(record, request: payload, replyTo: envelope.replyTo, deadline: draft.options.deadline)
+        let commands = store.createCommands(record, request: payload, replyTo: envelope.replyTo, deadline: draft.options.deadline, owner: Self.caller)
             + queued.map(RedisCommand.init)
         return Recording(payload: payload, commands: commands)
     }
@@ -194,12 +194,19 @@ public struct JobService: Sendable {
         return try await record(id: accepted.record.id)
     }
 
-    /// The job's document.
+    /// The authenticated tenant of the current request, which owns the jobs it submits; `nil` without
+    /// authentication (every caller is `anonymous` then) or outside a request.
+    static var caller: String? {
+        guard let tenant = TenancyRequestState.current?.tenant, tenant.id != Tenant.anonymous.id else { return nil }
+        return tenant.id
+    }
+
+    /// The job's document; `nil` for an unknown id, and for a job another tenant submitted.
     /// - Throws: `GatewayError` 503 when Redis is unavailable.
     public func record(id: String) async throws(GatewayError) -> JobRecord? {
         guard JobID.isValid(id) else { return nil }
         do {
-            return try await store.record(id: id)
+            return try await store.record(id: id, readableBy: Self.caller)
         } catch {
             throw .unavailable("The result store is unavailable. Retry shortly.", code: "store_unavailable")
         }

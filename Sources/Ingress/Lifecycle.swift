@@ -72,7 +72,7 @@ extension JobService {
             guard (1...255).contains(key.count) else {
                 throw .invalidRequest("'Idempotency-Key' must be 1 to 255 characters.", param: "Idempotency-Key", code: "invalid_idempotency_key")
             }
-            let namespace = tenant.map { $0.id == "anonymous" ? "global" : $0.id } ?? "global"
+            let namespace = tenant.map { $0.id == Tenant.anonymous.id ? "global" : $0.id } ?? "global"
             options.idempotency = (namespace, SHA256.hash(data: Array(key.utf8)).hexString)
         }
         return options
@@ -206,7 +206,10 @@ struct LifecycleRoutes: Sendable {
     }
 
     func cancel(_ id: String) async throws -> Response {
-        guard JobID.isValid(id) else { throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found") }
+        // Another tenant's job is not found, as the job route answers it.
+        guard JobID.isValid(id), try await jobs.record(id: id) != nil else {
+            throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found")
+        }
         switch try await call({ try await store.cancel(id: id, now: Date().timeIntervalSince1970) }) {
         case .cancelled:
             let record = try await jobs.record(id: id)

@@ -160,6 +160,9 @@ public struct Tenant: Sendable, Hashable {
         self.limits = limits
         self.cacheNamespace = cacheNamespace
     }
+
+    /// Every caller when authentication is disabled.
+    public static let anonymous = Tenant(id: "anonymous", limits: TenantLimits(), cacheNamespace: "anonymous")
 }
 
 extension Sequence where Element == UInt8 {

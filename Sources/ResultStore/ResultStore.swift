@@ -38,7 +38,9 @@ public struct ResultStore: Sendable {
     }
 
     /// The commands that record a new job as `queued` (see `create`), for a caller that sends them itself.
-    public func createCommands(_ record: JobRecord, request: [UInt8], replyTo: String?, deadline: Double? = nil) -> [RedisCommand] {
+    /// - Parameter owner: the tenant that submitted the job (`Tenant.id`); only it can read or cancel the job
+    ///   through `record(id:readableBy:)`. `nil` for jobs submitted without authentication.
+    public func createCommands(_ record: JobRecord, request: [UInt8], replyTo: String?, deadline: Double? = nil, owner: String? = nil) -> [RedisCommand] {
         let key = RedisKeys.job(record.id)
         var fields: [RedisArgument] = [
             "HSET", RedisArgument(key),
@@ -52,11 +54,17 @@ public struct ResultStore: Sendable {
         ]
         if let replyTo { fields += ["reply_to", RedisArgument(replyTo)] }
         if let deadline { fields += ["deadline", RedisArgument(Self.format(deadline))] }
+        if let owner { fields += [RedisArgument(Self.ownerField), RedisArgument(owner)] }
         return [RedisCommand(fields), RedisCommand(["EXPIRE", RedisArgument(key), RedisArgument(resultTTL)])]
     }
 
+    /// The job hash's field naming the tenant that submitted the job.
+    static let ownerField = "owner"
+
     /// The job's document, or `nil` for an unknown id.
-    public func record(id: String) async throws(ResultStoreError) -> JobRecord? {
+    /// - Parameter tenant: the caller's `Tenant.id`; a job that another tenant submitted is `nil` to it, as if it
+    ///   did not exist. `nil` reads any job (workers, admin routes, unauthenticated gateways).
+    public func record(id: String, readableBy tenant: String? = nil) async throws(ResultStoreError) -> JobRecord? {
         let reply = try await storeCall { try await redis.command("HGETALL", RedisArgument(RedisKeys.job(id))) }
         guard let values = reply.array, !values.isEmpty else { return nil }
         var fields: [String: [UInt8]] = [:]
@@ -65,6 +73,7 @@ public struct ResultStore: Sendable {
             if let name = values[index].string, let value = values[index + 1].bytes { fields[name] = value }
             index += 2
         }
+        if let tenant, let owner = fields[Self.ownerField], owner != Array(tenant.utf8) { return nil }
         guard var record = JobRecordCodec.decode(fields) else { return nil }
         if let ids = fields["webhooks"], !ids.isEmpty {
             record.webhookDeliveries = try await webhookDeliveries(ids: String(decoding: ids, as: UTF8.self).split(separator: " ").map(String.init))

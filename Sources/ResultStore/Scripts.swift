@@ -94,7 +94,7 @@ enum Scripts {
       local fields = redis.call('HGETALL', KEYS[1])
       local parts = {ARGV[5]}
       for i = 1, #fields, 2 do
-        if fields[i] ~= 'request' and fields[i] ~= 'reply_to' then
+        if fields[i] ~= 'request' and fields[i] ~= 'reply_to' and fields[i] ~= 'owner' then
           parts[#parts + 1] = fields[i] .. ' ' .. #fields[i + 1] .. ' ' .. fields[i + 1]
         end
       end

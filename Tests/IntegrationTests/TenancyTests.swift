@@ -201,7 +201,7 @@ extension Integration {
                 #expect(accepted.status == 202)
                 #expect(accepted.header("x-cache") == "MISS")
                 let id = try #require(accepted.json?["id"] as? String)
-                #expect(try await stack.waitForJob(id)["status"] as? String == "completed")
+                #expect(try await stack.waitForJob(id, apiKey: a)["status"] as? String == "completed")
                 let hit = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": later], headers: Self.bearer(a))
                 #expect(hit.status == 200, "\(hit.text)")
                 #expect(hit.header("x-cache") == "HIT")
@@ -228,6 +228,46 @@ extension Integration {
                     #expect(reply.header("x-cache") == "MISS")
                 }
                 #expect(try await stack.mockCalls(prompt: failing) == 2)
+            }
+        }
+
+        @Test func aJobIsVisibleOnlyToTheTenantThatSubmittedIt() async throws {
+            try await withStack(try await GatewayStack.start()) { stack in
+                let owner = try await stack.createKey(["--name", "owner"]).key
+                let other = try await stack.createKey(["--name", "other"]).key
+                let prompt = TestStack.unique("owned") + " [mock:delay_ms=3000]"
+                let submitted = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": prompt], headers: Self.bearer(owner))
+                #expect(submitted.status == 202, "\(submitted.text)")
+                let id = try #require(submitted.json?["id"] as? String)
+                let job = "\(stack.baseURL)/gateway/jobs/\(id)"
+
+                // To another key the job does not exist: not readable, not followable, not cancellable.
+                let read = try await HTTP.get(job, headers: Self.bearer(other))
+                #expect(read.status == 404, "\(read.text)")
+                #expect(Self.errorCode(read) == "job_not_found")
+                #expect(!read.text.contains(prompt))
+                let events = try await HTTP.get("\(job)/events", headers: Self.bearer(other))
+                #expect(events.status == 404)
+                #expect(Self.errorCode(events) == "job_not_found")
+                let cancel = try await HTTP.post("\(job)/cancel", raw: [], headers: Self.bearer(other))
+                #expect(cancel.status == 404)
+                #expect(Self.errorCode(cancel) == "job_not_found")
+
+                // The owner reads it, and its job was not cancelled by the other key's attempt.
+                let mine = try await HTTP.get(job, headers: Self.bearer(owner))
+                #expect(mine.status == 200, "\(mine.text)")
+                #expect(["queued", "in_progress"].contains(mine.json?["status"] as? String ?? ""))
+                #expect(mine.json?["owner"] == nil)
+                let cancelled = try await HTTP.post("\(job)/cancel", raw: [], headers: Self.bearer(owner))
+                #expect(cancelled.status == 200, "\(cancelled.text)")
+                #expect(cancelled.json?["status"] as? String == "cancelled")
+
+                // A sync answer reaches its owner as before.
+                let sync = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": TestStack.unique("owned-sync")], headers: Self.bearer(owner))
+                #expect(sync.status == 200, "\(sync.text)")
+                let syncID = try #require(sync.json?["job_id"] as? String)
+                #expect(try await HTTP.get("\(stack.baseURL)/gateway/jobs/\(syncID)", headers: Self.bearer(owner)).status == 200)
+                #expect(try await HTTP.get("\(stack.baseURL)/gateway/jobs/\(syncID)", headers: Self.bearer(other)).status == 404)
             }
         }
 
@@ -347,7 +387,7 @@ extension Integration {
                 #expect((refused.json?["error"] as? [String: Any])?["type"] as? String == "tokens")
                 #expect(Int(refused.header("Retry-After") ?? "") ?? 0 >= 1)
                 let slowID = try #require(slow.json?["id"] as? String)
-                _ = try await stack.waitForJob(slowID)
+                _ = try await stack.waitForJob(slowID, apiKey: tpmKey)
 
                 // Usage by key, day and model equals what the provider reported; the day's budget spend too.
                 let usageReply = try await HTTP.get("\(stack.baseURL)/admin/usage?key=\(tpmID)", headers: Self.admin)
@@ -358,10 +398,10 @@ extension Integration {
                 #expect(model["requests"] as? Int == 3)
                 let jobTokens = try await [first, second].asyncMap { reply -> Int in
                     let id = try #require(reply.json?["job_id"] as? String)
-                    let job = try await stack.waitForJob(id)
+                    let job = try await stack.waitForJob(id, apiKey: tpmKey)
                     return try #require((job["usage"] as? [String: Any])?["total_tokens"] as? Int)
                 }
-                let slowJob = try await stack.waitForJob(slowID)
+                let slowJob = try await stack.waitForJob(slowID, apiKey: tpmKey)
                 let slowTokens = try #require((slowJob["usage"] as? [String: Any])?["total_tokens"] as? Int)
                 let realTotal = jobTokens.reduce(0, +) + slowTokens
                 #expect((model["prompt_tokens"] as? Int ?? 0) + (model["completion_tokens"] as? Int ?? 0) == realTotal)

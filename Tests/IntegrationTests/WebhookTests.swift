@@ -53,11 +53,13 @@ extension GatewayStack {
         return try #require(reply.json?["id"] as? String, "\(reply.text)")
     }
 
-    /// Polls the job until its first webhook delivery satisfies `condition`; returns that delivery.
-    func waitForDelivery(_ id: String, timeout: Duration = .seconds(60), _ condition: @escaping ([String: Any]) -> Bool) async throws -> [String: Any] {
+    /// Polls the job (as the stack's default key, or `authorization`: the job's owner) until its first webhook
+    /// delivery satisfies `condition`; returns that delivery.
+    func waitForDelivery(_ id: String, authorization: String? = nil, timeout: Duration = .seconds(60), _ condition: @escaping ([String: Any]) -> Bool) async throws -> [String: Any] {
         var found: [String: Any] = [:]
+        let headers = authorization.map { [("Authorization", $0)] } ?? []
         try await waitFor("webhook delivery of \(id)", timeout: timeout) {
-            guard let job = try? await HTTP.get("\(self.baseURL)/gateway/jobs/\(id)").json,
+            guard let job = try? await HTTP.get("\(self.baseURL)/gateway/jobs/\(id)", headers: headers).json,
                   let delivery = (job["webhook_deliveries"] as? [[String: Any]])?.first
             else { return false }
             found = delivery
@@ -125,7 +127,7 @@ extension Integration {
 
                 let prompt = TestStack.unique("webhook")
                 let id = try await stack.submitWithWebhook(prompt, url: receiver.url("retry", query: "fail=3&status=500"), authorization: "Bearer \(key)")
-                let delivery = try await stack.waitForDelivery(id) { $0["state"] as? String == "delivered" }
+                let delivery = try await stack.waitForDelivery(id, authorization: "Bearer \(key)") { $0["state"] as? String == "delivered" }
                 let log = attempts(delivery)
                 #expect(log.map { $0["status_code"] as? Int } == [500, 500, 500, 200], "\(delivery)")
                 #expect(delivery["message_id"] as? String == "msg_\(id)")
@@ -143,14 +145,14 @@ extension Integration {
 
                 // A receiver's Retry-After on 429 replaces the 0.2 s scheduled delay.
                 let limited = try await stack.submitWithWebhook(TestStack.unique("limited"), url: receiver.url("limited", query: "fail=1&status=429&retry_after=2"), authorization: "Bearer \(key)")
-                let throttled = attempts(try await stack.waitForDelivery(limited) { $0["state"] as? String == "delivered" })
+                let throttled = attempts(try await stack.waitForDelivery(limited, authorization: "Bearer \(key)") { $0["state"] as? String == "delivered" })
                 #expect(throttled.map { $0["status_code"] as? Int } == [429, 200])
                 let gap = (throttled[1]["at"] as? Double ?? 0) - (throttled[0]["at"] as? Double ?? 0)
                 #expect(gap >= 1.9, "the retry came \(gap) s after a Retry-After of 2 s")
 
                 // A failed job is delivered too, as job.failed.
                 let failing = try await stack.submitWithWebhook("\(TestStack.unique("failing")) [mock:status=400]", url: receiver.url("failed"), authorization: "Bearer \(key)")
-                _ = try await stack.waitForDelivery(failing) { $0["state"] as? String == "delivered" }
+                _ = try await stack.waitForDelivery(failing, authorization: "Bearer \(key)") { $0["state"] as? String == "delivered" }
                 let failedPayload = try #require(receiver.requests("failed").first?["payload"] as? [String: Any])
                 #expect(failedPayload["type"] as? String == "job.failed")
             } }

@@ -62,7 +62,7 @@ public final class Authenticator: Sendable {
     /// - Throws: `GatewayError` 401 for a bad credential, 503 when Redis cannot be asked (fail closed).
     public func authenticate(_ headers: HTTPFields) async throws(GatewayError) -> Tenant {
         guard configuration.authEnabled else {
-            return Tenant(id: "anonymous", limits: TenantLimits(), cacheNamespace: "anonymous")
+            return .anonymous
         }
         guard let raw = headers[.authorization]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { throw Self.unauthorized }
         let token = raw.lowercased().hasPrefix("bearer ") ? String(raw.dropFirst(7)).trimmingCharacters(in: .whitespaces) : raw

@@ -257,10 +257,12 @@ final class GatewayStack: @unchecked Sendable {
     }
 
     /// Polls a job until it reaches a final status.
-    func waitForJob(_ id: String, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
+    /// - Parameter apiKey: the key that submitted the job (only it can read it); the stack's default key if `nil`.
+    func waitForJob(_ id: String, apiKey: String? = nil, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
         var last: [String: Any] = [:]
+        let headers = apiKey.map { [("Authorization", "Bearer \($0)")] } ?? []
         try await waitFor("job \(id) to finish", timeout: timeout) {
-            guard let response = try? await HTTP.get("\(self.baseURL)/gateway/jobs/\(id)"), let json = response.json else { return false }
+            guard let response = try? await HTTP.get("\(self.baseURL)/gateway/jobs/\(id)", headers: headers), let json = response.json else { return false }
             last = json
             let status = json["status"] as? String ?? ""
             return ["completed", "failed", "cancelled", "expired"].contains(status)
