@@ -93,10 +93,12 @@ extension JobService {
     func submitIdempotently(_ job: NormalizedJob, wait: Bool, stream: Bool, options: JobOptions) async throws(GatewayError) -> Accepted {
         guard let idempotency = options.idempotency else { return try await submit(job, wait: wait, stream: stream, options: options) }
         let id = JobID.make(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
-        let holder: String?
+        // The request's model, messages, parameters and fallbacks (what the response cache keys on).
+        let claim = IdempotencyClaim(jobID: id, fingerprint: ResponseCacheKey.digest(job))
+        let holder: IdempotencyClaim?
         do {
             holder = try await store.claimIdempotency(
-                namespace: idempotency.namespace, keyHash: idempotency.keyHash, jobID: id, ttl: configuration.lifecycle.idempotencyTTL)
+                namespace: idempotency.namespace, keyHash: idempotency.keyHash, claim: claim, ttl: configuration.lifecycle.idempotencyTTL)
         } catch {
             throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
         }
@@ -106,14 +108,19 @@ extension JobService {
             do {
                 return try await submit(job, wait: wait, stream: stream, options: claimed)
             } catch {
-                try? await store.releaseIdempotency(namespace: idempotency.namespace, keyHash: idempotency.keyHash, jobID: id)
+                try? await store.releaseIdempotency(namespace: idempotency.namespace, keyHash: idempotency.keyHash, claim: claim)
                 throw error
             }
+        }
+        guard let fingerprint = claim.fingerprint, holder.matches(fingerprint) else {
+            throw GatewayError(
+                status: 422, message: "This Idempotency-Key was already used with a different request; use a new key for a new request.",
+                type: "invalid_request_error", param: "Idempotency-Key", code: "idempotency_key_reused")
         }
         // The winner records its job right after taking the key; wait briefly for that record.
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
-            if let record = try await record(id: holder) {
+            if let record = try await record(id: holder.jobID) {
                 return Accepted(record: record, registration: nil, replayed: true)
             }
             try? await Task.sleep(for: .milliseconds(20))

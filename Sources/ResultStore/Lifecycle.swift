@@ -31,14 +31,14 @@ enum LifecycleScripts {
     return {'queued', status}
     """
 
-    /// KEYS: idempotency key. ARGV: job id, ttl seconds.
-    /// Returns `{1, job id}` when this call took the key, `{0, the holder's job id}` otherwise.
+    /// KEYS: idempotency key. ARGV: `<job id> <request fingerprint>`, ttl seconds.
+    /// Returns `{1, value}` when this call took the key, `{0, the holder's value}` otherwise.
     static let claimIdempotency: RedisScript = """
     if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return {1, ARGV[1]} end
     return {0, redis.call('GET', KEYS[1])}
     """
 
-    /// KEYS: idempotency key. ARGV: job id. Deletes the key when it still names that job.
+    /// KEYS: idempotency key. ARGV: the value this request stored. Deletes the key when it still holds it.
     static let releaseIdempotency: RedisScript = """
     if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
     return 0
@@ -104,24 +104,51 @@ extension ResultStore {
         }
     }
 
-    /// Maps an idempotency key to `jobID` unless it already maps to a job.
-    /// - Returns: `nil` when this call took the key, else the job id it maps to.
-    public func claimIdempotency(namespace: String, keyHash: String, jobID: String, ttl: Int) async throws(ResultStoreError) -> String? {
+    /// Maps an idempotency key to `claim` unless it already maps to a job.
+    /// - Returns: `nil` when this call took the key, else the claim it holds.
+    public func claimIdempotency(namespace: String, keyHash: String, claim: IdempotencyClaim, ttl: Int) async throws(ResultStoreError) -> IdempotencyClaim? {
         let reply = try await storeCall {
             try await redis.eval(LifecycleScripts.claimIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [
-                RedisArgument(jobID), RedisArgument(ttl),
+                RedisArgument(claim.value), RedisArgument(ttl),
             ])
         }
         let parts = reply.array ?? []
         guard parts.first?.integer == 0 else { return nil }
-        return parts.count > 1 ? parts[1].string : nil
+        return parts.count > 1 ? parts[1].string.map(IdempotencyClaim.init(value:)) : nil
     }
 
     /// Frees an idempotency key whose job was not accepted, so that the client's retry can create it.
-    public func releaseIdempotency(namespace: String, keyHash: String, jobID: String) async throws(ResultStoreError) {
+    public func releaseIdempotency(namespace: String, keyHash: String, claim: IdempotencyClaim) async throws(ResultStoreError) {
         _ = try await storeCall {
-            try await redis.eval(LifecycleScripts.releaseIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [RedisArgument(jobID)])
+            try await redis.eval(LifecycleScripts.releaseIdempotency, keys: [RedisKeys.idempotency(namespace: namespace, keyHash: keyHash)], arguments: [RedisArgument(claim.value)])
         }
+    }
+}
+
+/// What an `Idempotency-Key` maps to: the job created for it and the fingerprint of the request that created it,
+/// so that the key reused with another request is told apart from a retry.
+public struct IdempotencyClaim: Sendable, Equatable {
+    public var jobID: String
+    /// A digest of the request; `nil` for a claim stored before fingerprints were kept (it matches any request).
+    public var fingerprint: String?
+
+    public init(jobID: String, fingerprint: String) {
+        self.jobID = jobID
+        self.fingerprint = fingerprint
+    }
+
+    /// Reads a stored value: `<job id> <fingerprint>`, or a bare job id.
+    init(value: String) {
+        let parts = value.split(separator: " ", maxSplits: 1)
+        jobID = parts.first.map(String.init) ?? value
+        fingerprint = parts.count > 1 ? String(parts[1]) : nil
+    }
+
+    var value: String { fingerprint.map { "\(jobID) \($0)" } ?? jobID }
+
+    /// Whether a request with `fingerprint` repeats the one that took the key.
+    public func matches(_ fingerprint: String) -> Bool {
+        self.fingerprint == nil || self.fingerprint == fingerprint
     }
 }
 

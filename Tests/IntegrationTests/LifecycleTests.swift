@@ -55,6 +55,17 @@ extension Integration {
                 // Another key is another job.
                 let other = try await stack.submit(["provider": "openai", "prompt": prompt], headers: [("Idempotency-Key", key + "-2")])
                 #expect(other.json?["id"] as? String != id)
+                // The same key with another request is refused, on both routes, and runs nothing.
+                let changed = prompt + " changed"
+                for route in ["/gateway/jobs", "/gateway/query"] {
+                    let reused = try await HTTP.post("\(stack.baseURL)\(route)", json: ["provider": "openai", "prompt": changed], headers: [("Idempotency-Key", key)])
+                    #expect(reused.status == 422, "\(route): \(reused.text)")
+                    #expect((reused.json?["error"] as? [String: Any])?["code"] as? String == "idempotency_key_reused")
+                    #expect((reused.json?["error"] as? [String: Any])?["param"] as? String == "Idempotency-Key")
+                }
+                let otherModel = try await stack.submit(["provider": "openai", "model": "gpt-4o", "prompt": prompt], headers: [("Idempotency-Key", key)])
+                #expect(otherModel.status == 422, "\(otherModel.text)")
+                #expect(try await stack.mockCalls(prompt: changed) == 0)
             }
         }
 
