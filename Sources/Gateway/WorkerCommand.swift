@@ -53,7 +53,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let secrets = KeyStoreWebhookSecrets(keys: WebhookKeyStore(redis: redis), fallback: configuration.lifecycle.webhookFallbackSecret)
         let lifecycle = WorkerLifecycle(
             cancellations: cancellations, planner: WebhookPlanner(secrets: secrets),
-            webhookRetention: WebhookDispatcher.retention(for: configuration.lifecycle.webhookSchedule))
+            webhookRetention: configuration.lifecycle.webhookSchedule.retention)
         // Dispatch hints go to the interactive topics only: they serve clients that wait for their job.
         let hints = configuration.dispatchHints
             ? DispatchHintListener(

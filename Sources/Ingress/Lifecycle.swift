@@ -214,10 +214,14 @@ struct LifecycleRoutes: Sendable {
 
     func cancel(_ id: String) async throws -> Response {
         // Another tenant's job is not found, as the job route answers it.
-        guard JobID.isValid(id), try await jobs.record(id: id) != nil else {
+        guard JobID.isValid(id), let record = try await jobs.record(id: id) else {
             throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found")
         }
-        switch try await call({ try await store.cancel(id: id, now: Date().timeIntervalSince1970) }) {
+        let now = Date().timeIntervalSince1970
+        let webhooks = try await call { try await cancellationWebhooks(record, now: now) }
+        switch try await call({
+            try await store.cancel(id: id, now: now, webhooks: webhooks, webhookRetention: configuration.lifecycle.webhookSchedule.retention)
+        }) {
         case .cancelled:
             let record = try await jobs.record(id: id)
             return HTTPSupport.json(record)
@@ -228,6 +232,20 @@ struct LifecycleRoutes: Sendable {
         case .unknown:
             throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found")
         }
+    }
+
+    /// The `job.cancelled` deliveries of a job that has not ended: to its own webhook and its key's endpoints.
+    private func cancellationWebhooks(_ record: JobRecord, now: Double) async throws -> [WebhookDeliveryPlan] {
+        guard !record.status.isFinal, let request = try await store.request(id: record.id),
+              let envelope = try? JSONDecoder().decode(JobEnvelope.self, from: Data(request)),
+              envelope.webhook != nil || envelope.keyID != nil
+        else { return [] }
+        var registered: [String] = []
+        if let keyID = envelope.keyID {
+            registered = try await WebhookKeyStore(redis: store.redis).endpoints(forKey: keyID).filter { $0.disabledAt == nil }.map(\.url)
+        }
+        let event = WebhookEvent.ended(jobID: record.id, status: .cancelled, provider: record.provider, model: record.model, at: now)
+        return WebhookDeliveryPlan.plans(for: envelope, registered: registered, event: event)
     }
 
     /// Re-drives a failed or expired job: back to `queued`, and produced again from its original envelope.

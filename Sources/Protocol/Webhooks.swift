@@ -12,7 +12,7 @@ public struct WebhookTarget: Sendable, Hashable, Codable {
 
 /// The thin event a webhook receives when a job ends.
 public struct WebhookEvent: Sendable, Codable {
-    /// `job.completed` or `job.failed`.
+    /// `job.completed`, `job.failed`, `job.cancelled` or `job.expired`.
     public var type: String
     /// Seconds since 1970 when the job ended.
     public var timestamp: Double
@@ -53,6 +53,11 @@ public struct WebhookEvent: Sendable, Codable {
         }
         payload.error = error
         return WebhookEvent(type: result == nil ? "job.failed" : "job.completed", timestamp: timestamp, data: payload)
+    }
+
+    /// The event for a job that ended without running to an outcome: `job.cancelled` or `job.expired`.
+    public static func ended(jobID: String, status: JobStatus, provider: String, model: String, at timestamp: Double) -> WebhookEvent {
+        WebhookEvent(type: "job.\(status.rawValue)", timestamp: timestamp, data: Payload(id: jobID, status: status, provider: provider, model: model))
     }
 }
 
@@ -172,6 +177,30 @@ public struct WebhookDeliveryPlan: Sendable, Hashable {
 
     /// The `webhook-id` of a job's event: the same for every endpoint and every retry.
     public static func messageID(jobID: String) -> String { "msg_\(jobID)" }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return encoder
+    }()
+
+    /// The deliveries of `event` for the job of `envelope`: to its own `webhook`, then to `registered`, the
+    /// enabled default endpoints of the key that submitted it (each URL once).
+    public static func plans(for envelope: JobEnvelope, registered: [String], event: WebhookEvent) -> [WebhookDeliveryPlan] {
+        var urls: [(url: String, registered: Bool)] = []
+        if let webhook = envelope.webhook { urls.append((webhook.url, false)) }
+        for url in registered where !urls.contains(where: { $0.url == url }) {
+            urls.append((url, true))
+        }
+        guard !urls.isEmpty else { return [] }
+        let body = Array((try? encoder.encode(event)) ?? Data("{}".utf8))
+        let messageID = messageID(jobID: envelope.id)
+        return urls.enumerated().map { index, target in
+            WebhookDeliveryPlan(
+                id: "\(envelope.id).\(index)", messageID: messageID, jobID: envelope.id, url: target.url,
+                keyID: envelope.keyID, registered: target.registered, body: body)
+        }
+    }
 }
 
 /// A key's default webhook endpoint, registered through the admin API.
@@ -204,6 +233,11 @@ public struct WebhookRetrySchedule: Sendable, Hashable {
     public init(delays: [Double], jitter: Double = 0.2) {
         self.delays = delays
         self.jitter = jitter
+    }
+
+    /// Seconds a delivery record is kept: the longest the retries can take, plus a week to inspect it.
+    public var retention: Int {
+        Int(delays.reduce(0, +) * (1 + jitter)) + 7 * 86_400
     }
 
     public var maxAttempts: Int { delays.count + 1 }

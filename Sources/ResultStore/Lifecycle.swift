@@ -4,19 +4,23 @@ import Redis
 
 /// The Lua scripts of cancellation, re-driving and idempotency. Keys and arguments are documented per script.
 enum LifecycleScripts {
-    /// KEYS: job hash. ARGV: now, notify channel prefix, job id, cancellation channel.
+    /// KEYS: job hash, due webhooks (sorted set), then one hash per delivery of the cancellation.
+    /// ARGV: now, notify channel prefix, job id, cancellation channel, then the deliveries (`record_deliveries`).
     /// Returns `{"cancelled", previous status}`, `{"final", status}` or `{"unknown", ""}`. A running job is
-    /// announced on the cancellation channel, so that its worker aborts the upstream call.
-    static let cancel: RedisScript = """
+    /// announced on the cancellation channel, so that its worker aborts the upstream call. The deliveries are
+    /// recorded only by the call that cancels the job (its worker's later `finish` records none).
+    static let cancel = RedisScript("""
+    \(Scripts.recordDeliveries)
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', ''} end
     if status ~= 'queued' and status ~= 'in_progress' then return {'final', status} end
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'completed_at', ARGV[1])
+    record_deliveries(KEYS[1], KEYS[2], 3, 5)
     local waiting = redis.call('HGET', KEYS[1], 'reply_to')
     if waiting then redis.call('PUBLISH', ARGV[2] .. waiting, ARGV[3]) end
     if status == 'in_progress' then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
     return {'cancelled', status}
-    """
+    """)
 
     /// KEYS: job hash. ARGV: ttl seconds.
     /// Returns `{"queued", previous status}` when a failed or expired job was reset to queued, `{"refused", status}`
@@ -56,12 +60,18 @@ extension ResultStore {
     }
 
     /// Cancels a job that has not ended; a running one's worker is told to abort the upstream call.
-    public func cancel(id: String, now: Double) async throws(ResultStoreError) -> CancelResult {
+    /// - Parameters:
+    ///   - webhooks: the `job.cancelled` deliveries, recorded when this call cancels the job.
+    ///   - webhookRetention: seconds their records are kept (at least the result TTL).
+    public func cancel(id: String, now: Double, webhooks: [WebhookDeliveryPlan] = [], webhookRetention: Int = 0) async throws(ResultStoreError) -> CancelResult {
         let reply = try await storeCall {
-            try await redis.eval(LifecycleScripts.cancel, keys: [RedisKeys.job(id)], arguments: [
-                RedisArgument(Self.format(now)), RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
-                RedisArgument(RedisKeys.jobCancellations),
-            ])
+            try await redis.eval(
+                LifecycleScripts.cancel,
+                keys: [RedisKeys.job(id), RedisKeys.webhooksDue] + webhooks.map { RedisKeys.webhookDelivery($0.id) },
+                arguments: [
+                    RedisArgument(Self.format(now)), RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
+                    RedisArgument(RedisKeys.jobCancellations),
+                ] + Self.webhookArguments(webhooks, dueAt: now, retention: max(webhookRetention, resultTTL)))
         }
         let parts = reply.array ?? []
         let status = parts.count > 1 ? JobStatus(rawValue: parts[1].string ?? "") : nil

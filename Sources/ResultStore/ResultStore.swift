@@ -100,17 +100,26 @@ public struct ResultStore: Sendable {
         case unknown
     }
 
-    /// Claims a job for `worker` with a lease, and marks it `in_progress`.
-    /// - Parameter event: appended to the job's event stream when this call claims the job (the `started` event).
-    public func start(id: String, worker: String, leaseMs: Int, now: Double, event: JobEventWrite? = nil) async throws(ResultStoreError) -> StartDecision {
+    /// Claims a job for `worker` with a lease, and marks it `in_progress`; a queued job past its deadline ends
+    /// `expired` instead.
+    /// - Parameters:
+    ///   - event: appended to the job's event stream when this call claims the job (the `started` event).
+    ///   - expiryWebhooks: the `job.expired` deliveries, recorded when this call expires the job.
+    ///   - webhookRetention: seconds their records are kept (at least the result TTL).
+    public func start(
+        id: String, worker: String, leaseMs: Int, now: Double, event: JobEventWrite? = nil,
+        expiryWebhooks: [WebhookDeliveryPlan] = [], webhookRetention: Int = 0
+    ) async throws(ResultStoreError) -> StartDecision {
         let reply = try await storeCall {
             try await redis.eval(
                 Scripts.start,
-                keys: [RedisKeys.job(id), RedisKeys.jobLease(id)] + (event.map { [$0.key] } ?? []),
+                keys: [RedisKeys.job(id), RedisKeys.jobLease(id)] + (event.map { [$0.key] } ?? [])
+                    + [RedisKeys.webhooksDue] + expiryWebhooks.map { RedisKeys.webhookDelivery($0.id) },
                 arguments: [
                     RedisArgument(worker), RedisArgument(leaseMs), RedisArgument(Self.format(now)),
-                    RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id),
-                ] + (event?.arguments ?? []))
+                    RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id), RedisArgument(event == nil ? 0 : 1),
+                ] + (event?.arguments ?? [])
+                    + Self.webhookArguments(expiryWebhooks, dueAt: now, retention: max(webhookRetention, resultTTL)))
         }
         guard let parts = reply.array, let kind = parts.first?.string else {
             throw ResultStoreError(code: .unexpected, message: "unexpected reply to start")
@@ -213,6 +222,11 @@ public struct ResultStoreError: Error, Sendable, Hashable, CustomStringConvertib
 
     public var code: Code
     public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
 
     public var isRetryable: Bool { code == .unavailable }
     public var description: String { "result store \(code.rawValue): \(message)" }

@@ -12,19 +12,47 @@ enum Scripts {
     end
     """
 
-    /// KEYS: job hash, lease, and optionally the job's event stream.
-    /// ARGV: worker id, lease ms, now, notify channel prefix, job id, then the `started` event (`append_event`).
+    /// Records a job's webhook deliveries, due at once: `record_deliveries(job, due, key_at, at)` reads the due
+    /// time (unix ms), the records' TTL and their count from `ARGV[at]…ARGV[at + 2]`, then seven arguments per
+    /// delivery (id, message id, job id, url, key id or '', registered '1'|'0', body), and writes each to the hash
+    /// `KEYS[key_at + i - 1]` and the sorted set `due` (see `ResultStore.webhookArguments`).
+    static let recordDeliveries = """
+    local function record_deliveries(job, due, key_at, at)
+      local count = tonumber(ARGV[at + 2] or '0')
+      local ids = {}
+      for i = 1, count do
+        local b = at + 2 + (i - 1) * 7
+        local key = KEYS[key_at + i - 1]
+        redis.call('HSET', key, 'id', ARGV[b + 1], 'message_id', ARGV[b + 2], 'job_id', ARGV[b + 3],
+          'url', ARGV[b + 4], 'key_id', ARGV[b + 5], 'registered', ARGV[b + 6], 'body', ARGV[b + 7],
+          'state', 'pending', 'attempts', '0', 'log', '', 'next_at', ARGV[at])
+        redis.call('EXPIRE', key, ARGV[at + 1])
+        redis.call('ZADD', due, ARGV[at], ARGV[b + 1])
+        ids[#ids + 1] = ARGV[b + 1]
+      end
+      if count > 0 then redis.call('HSET', job, 'webhooks', table.concat(ids, ' ')) end
+    end
+    """
+
+    /// KEYS: job hash, lease, optionally the job's event stream, then the due webhooks (sorted set) and one hash
+    /// per expiry delivery.
+    /// ARGV: worker id, lease ms, now, notify channel prefix, job id, number of event streams (0|1), then the
+    /// `started` event (`append_event`) when there is one, then the deliveries of the job's expiry
+    /// (`record_deliveries`).
     /// Returns `{"run", runs}`, `{"final", status}`, `{"leased", ms left}` or `{"unknown", 0}`.
-    /// A queued job past its `deadline` ends `expired` here, before any provider call. The `started` event is
-    /// appended only when this call claims the job.
+    /// A queued job past its `deadline` ends `expired` here, before any provider call, with its webhooks; the
+    /// `started` event is appended only when this call claims the job.
     static let start = RedisScript("""
     \(appendEvent)
+    \(recordDeliveries)
+    local events = tonumber(ARGV[6])
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', 0} end
     if status == 'queued' then
       local deadline = redis.call('HGET', KEYS[1], 'deadline')
       if deadline and tonumber(ARGV[3]) > tonumber(deadline) then
         redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[3])
+        record_deliveries(KEYS[1], KEYS[3 + events], 4 + events, 7 + events * 4)
         local waiting = redis.call('HGET', KEYS[1], 'reply_to')
         if waiting and ARGV[4] then redis.call('PUBLISH', ARGV[4] .. waiting, ARGV[5]) end
         return {'final', 'expired'}
@@ -40,7 +68,7 @@ enum Scripts {
     redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
     local runs = redis.call('HINCRBY', KEYS[1], 'runs', 1)
     redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[3])
-    if KEYS[3] then append_event(KEYS[3], 6) end
+    if events == 1 then append_event(KEYS[3], 7) end
     return {'run', runs}
     """)
 
@@ -65,6 +93,7 @@ enum Scripts {
     /// crash between finishing and delivering cannot lose them, and a rerun cannot repeat them.
     static let finish = RedisScript("""
     \(appendEvent)
+    \(recordDeliveries)
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return -1 end
     if status ~= 'queued' and status ~= 'in_progress' then return 0 end
@@ -77,17 +106,7 @@ enum Scripts {
     if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
     local deliveries = tonumber(ARGV[15] or '0')
     if KEYS[4 + deliveries] then append_event(KEYS[4 + deliveries], 16 + deliveries * 7) end
-    local ids = {}
-    for i = 1, deliveries do
-      local b = 15 + (i - 1) * 7
-      redis.call('HSET', KEYS[3 + i], 'id', ARGV[b + 1], 'message_id', ARGV[b + 2], 'job_id', ARGV[b + 3],
-        'url', ARGV[b + 4], 'key_id', ARGV[b + 5], 'registered', ARGV[b + 6], 'body', ARGV[b + 7],
-        'state', 'pending', 'attempts', '0', 'log', '', 'next_at', ARGV[13])
-      redis.call('EXPIRE', KEYS[3 + i], ARGV[14])
-      redis.call('ZADD', KEYS[3], ARGV[13], ARGV[b + 1])
-      ids[#ids + 1] = ARGV[b + 1]
-    end
-    if deliveries > 0 then redis.call('HSET', KEYS[1], 'webhooks', table.concat(ids, ' ')) end
+    record_deliveries(KEYS[1], KEYS[3], 4, 13)
     local reply = redis.call('HGET', KEYS[1], 'reply_to')
     if reply then
       -- The notification carries the finished record (see `JobNotification`), so the waiter needs no read.

@@ -8,7 +8,7 @@ import ResultStore
 public struct WorkerLifecycle: Sendable {
     public let cancellations: JobCancellations
     public let planner: WebhookPlanner
-    /// Seconds a delivery record is kept (`WebhookDispatcher.retention(for:)`).
+    /// Seconds a delivery record is kept (`WebhookRetrySchedule.retention`).
     public let webhookRetention: Int
 
     public init(cancellations: JobCancellations, planner: WebhookPlanner, webhookRetention: Int) {
@@ -26,6 +26,20 @@ public struct WorkerLifecycle: Sendable {
 }
 
 extension WorkerService {
+    /// The `job.expired` deliveries of a job whose deadline passed by `now` (the claim then expires it); none
+    /// before the deadline, or for a job without webhooks.
+    func expiryWebhooks(_ envelope: JobEnvelope, now: Double) async throws(ResultStoreError) -> [WebhookDeliveryPlan] {
+        guard let lifecycle, let deadline = envelope.deadline, now > deadline, envelope.webhook != nil || envelope.keyID != nil else { return [] }
+        let registered: [String]
+        do {
+            registered = try await lifecycle.planner.registeredEndpoints(envelope)
+        } catch {
+            throw ResultStoreError(code: .unavailable, message: "webhook endpoints: \(error)")
+        }
+        let event = WebhookEvent.ended(jobID: envelope.id, status: .expired, provider: envelope.provider, model: envelope.request.model, at: now)
+        return WebhookDeliveryPlan.plans(for: envelope, registered: registered, event: event)
+    }
+
     /// Reads the key's webhook endpoints while the job runs, so that the read is off the job's path. `nil` when
     /// the job gets no webhooks or the read failed (then `webhookPlans` reads them again).
     func prefetchEndpoints(_ envelope: JobEnvelope) -> Task<[String]?, Never>? {

@@ -196,9 +196,12 @@ public final class WorkerService: Service, Sendable {
             attempt += 1
             let decision: ResultStore.StartDecision
             do {
+                // A job past its deadline ends `expired` in this claim, with its webhooks.
+                let now = Date().timeIntervalSince1970
                 decision = try await store.start(
-                    id: envelope.id, worker: workerID, leaseMs: leaseMs, now: Date().timeIntervalSince1970,
-                    event: events.write(jobID: envelope.id, type: .started, JobEventStatus(id: envelope.id, status: .inProgress)))
+                    id: envelope.id, worker: workerID, leaseMs: leaseMs, now: now,
+                    event: events.write(jobID: envelope.id, type: .started, JobEventStatus(id: envelope.id, status: .inProgress)),
+                    expiryWebhooks: try await expiryWebhooks(envelope, now: now), webhookRetention: lifecycle?.webhookRetention ?? 0)
             } catch {
                 guard await pause(attempt: attempt, reason: "claim", error: error, logger: logger) else { return false }
                 continue

@@ -158,6 +158,67 @@ extension Integration {
             } }
         }
 
+        @Test func cancelledAndExpiredJobsAreDeliveredOnce() async throws {
+            let receiver = WebhookReceiver()
+            let extra = ["LLMGW_WORKER_CONCURRENCY": "1", "LLMGW_PROVIDER_TIMEOUT_SECONDS": "120", "LLMGW_LOG_LEVEL": "debug"]
+            let stack = try GatewayStack(extra: Self.local.merging(extra) { $1 })
+            try await withReceiver(receiver) { try await withStack(stack) { stack in
+                try await stack.startMock()
+                try await stack.startIngress()
+                try await receiver.start(secret: try await stack.rotateDefaultWebhookSecret())
+
+                // No worker yet: one job is cancelled while queued, another outlives its deadline.
+                let queued = try await stack.submitWithWebhook(TestStack.unique("cancel-queued"), url: receiver.url("cancelled"))
+                let cancel = try await HTTP.post("\(stack.baseURL)/gateway/jobs/\(queued)/cancel", raw: [])
+                #expect(cancel.status == 200, "\(cancel.text)")
+                let expiring = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: [
+                    "provider": "openai", "prompt": TestStack.unique("expire"), "ttl_seconds": 1, "webhook": ["url": receiver.url("expired")],
+                ])
+                #expect(expiring.status == 202, "\(expiring.text)")
+                let expired = try #require(expiring.json?["id"] as? String)
+                let deadline = Date().addingTimeInterval(1.2)
+                try await waitFor("the deadline to pass", timeout: .seconds(5)) { Date() > deadline }
+
+                // The worker skips the cancelled record, expires the other one, and sends both events.
+                let worker = try await stack.startWorker()
+                for (id, name, status) in [(queued, "cancelled", "cancelled"), (expired, "expired", "expired")] {
+                    let delivery = try await stack.waitForDelivery(id) { $0["state"] as? String == "delivered" }
+                    #expect(attempts(delivery).map { $0["status_code"] as? Int } == [200])
+                    let requests = receiver.requests(name)
+                    #expect(requests.count == 1, "\(requests)")
+                    #expect(requests.first?["verified"] as? Bool == true)
+                    #expect(requests.first?["webhook_id"] as? String == "msg_\(id)")
+                    let payload = try #require(requests.first?["payload"] as? [String: Any])
+                    #expect(payload["type"] as? String == "job.\(status)")
+                    let data = try #require(payload["data"] as? [String: Any])
+                    #expect(data["id"] as? String == id)
+                    #expect(data["status"] as? String == status)
+                    #expect(data["result"] == nil)
+                }
+                // The cancelled job's record reached the worker, which sent nothing more for it.
+                try await stack.waitForSkip(queued, worker: worker)
+                #expect(receiver.requests("cancelled").count == 1)
+
+                // A running job cancelled: its own event only; the worker's aborted run adds no job.failed.
+                let prompt = "\(TestStack.unique("cancel-running")) [mock:delay_ms=60000]"
+                let running = try await stack.submitWithWebhook(prompt, url: receiver.url("running"))
+                try await waitFor("the provider call to start", timeout: .seconds(30)) { try await stack.mockCalls(prompt: prompt) == 1 }
+                #expect(try await HTTP.post("\(stack.baseURL)/gateway/jobs/\(running)/cancel", raw: []).status == 200)
+                _ = try await stack.waitForDelivery(running) { $0["state"] as? String == "delivered" }
+                let metrics = "http://127.0.0.1:\(try #require(stack.workerHTTPPorts.first))/metrics"
+                try await waitFor("the aborted run to end", timeout: .seconds(30)) {
+                    try await Observability.Scrape(metrics).sum("llmgw_jobs_in_flight") == 0
+                }
+                // A job after it runs to the end on the same worker: the cancelled run's finish came before.
+                let after = try await stack.submitWithWebhook(TestStack.unique("after"), url: receiver.url("after"))
+                _ = try await stack.waitForDelivery(after) { $0["state"] as? String == "delivered" }
+                let events = receiver.requests("running").compactMap { ($0["payload"] as? [String: Any])?["type"] as? String }
+                #expect(events == ["job.cancelled"])
+                let job = try #require(try await HTTP.get("\(stack.baseURL)/gateway/jobs/\(running)").json)
+                #expect((job["webhook_deliveries"] as? [[String: Any]])?.count == 1)
+            } }
+        }
+
         @Test func deadLettersAreListedAndRedeliveredAndGoneDisablesEndpoints() async throws {
             let receiver = WebhookReceiver()
             try await withReceiver(receiver) { try await withStack(try await GatewayStack.start(extra: Self.local)) { stack in

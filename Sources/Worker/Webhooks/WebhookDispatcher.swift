@@ -31,12 +31,7 @@ public final class WebhookDispatcher: Service, Sendable {
         self.concurrency = configuration.webhookConcurrency
         self.logger = logger
         self.leaseMs = Int((configuration.webhookTimeout * 2 + 10) * 1000)
-        self.retention = Self.retention(for: configuration.webhookSchedule)
-    }
-
-    /// The schedule's whole span plus a week for dead letters to be looked at.
-    public static func retention(for schedule: WebhookRetrySchedule) -> Int {
-        Int(schedule.delays.reduce(0, +) * (1 + schedule.jitter)) + 7 * 86_400
+        self.retention = configuration.webhookSchedule.retention
     }
 
     public func run() async throws {

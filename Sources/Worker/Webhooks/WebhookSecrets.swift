@@ -46,12 +46,6 @@ public struct WebhookPlanner: Sendable {
         self.secrets = secrets
     }
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return encoder
-    }()
-
     /// The enabled default endpoints of the key that submitted `envelope` (none without a key).
     /// - Throws: when they cannot be read (Redis unavailable); the caller retries, as for `finish`.
     public func registeredEndpoints(_ envelope: JobEnvelope) async throws -> [String] {
@@ -62,12 +56,6 @@ public struct WebhookPlanner: Sendable {
     /// The deliveries for `envelope` ending with `outcome`: to its own `webhook`, and to `registered`, the key's
     /// endpoints (`registeredEndpoints(_:)`).
     public func plan(_ envelope: JobEnvelope, registered: [String], outcome: JobOutcome, provider: String, model: String, now: Double) -> [WebhookDeliveryPlan] {
-        var urls: [(url: String, registered: Bool)] = []
-        if let webhook = envelope.webhook { urls.append((webhook.url, false)) }
-        for url in registered where !urls.contains(where: { $0.url == url }) {
-            urls.append((url, true))
-        }
-        guard !urls.isEmpty else { return [] }
         let event: WebhookEvent
         switch outcome {
         case .completed(let completion):
@@ -75,12 +63,6 @@ public struct WebhookPlanner: Sendable {
         case .failed(let failure):
             event = .make(jobID: envelope.id, provider: provider, model: model, result: nil, error: failure, at: now)
         }
-        let body = Array((try? Self.encoder.encode(event)) ?? Data("{}".utf8))
-        let messageID = WebhookDeliveryPlan.messageID(jobID: envelope.id)
-        return urls.enumerated().map { index, target in
-            WebhookDeliveryPlan(
-                id: "\(envelope.id).\(index)", messageID: messageID, jobID: envelope.id, url: target.url,
-                keyID: envelope.keyID, registered: target.registered, body: body)
-        }
+        return WebhookDeliveryPlan.plans(for: envelope, registered: registered, event: event)
     }
 }
