@@ -79,6 +79,8 @@ public struct JobService: Sendable {
             stream: stream ? true : nil
         )
         options.apply(to: &envelope)
+        // Every route's jobs carry the submitting key: its secret signs their webhooks, its endpoints receive them.
+        if envelope.keyID == nil { envelope.keyID = TenancyRequestState.current?.tenant.keyID }
         let record = JobRecord(id: id, status: .queued, provider: job.provider, model: job.request.model, createdAt: now)
         return Draft(record: record, envelope: envelope, wait: wait, options: options)
     }

@@ -79,13 +79,13 @@ public struct IngressRoutes: Sendable {
     func query(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let submission = try await HTTPSupport.decode(JobSubmission.self, from: request, limit: configuration.maxBodyBytes)
         let job = try normalize(submission)
+        let options = try await jobs.options(for: submission, headers: request.headers, synchronous: true)
         if submission.stream == true {
             // A streamed answer never comes from the cache.
             _ = try await tenancy.admit(job, headers: request.headers, streaming: true)
-            return try await streamQuery(job)
+            return try await streamQuery(job, options: options)
         }
         let timeout = try jobs.syncTimeout(requested: submission.timeout)
-        let options = try await jobs.options(for: submission, headers: request.headers, synchronous: true)
         let accepted: JobService.Accepted
         switch try await admitAndSubmit(job, headers: request.headers, wait: true, options: options) {
         case .cached(let hit): return hit.queryResponse()

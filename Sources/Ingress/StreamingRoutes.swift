@@ -121,11 +121,14 @@ extension IngressRoutes {
 
     /// Enqueues a streamed job and answers with its events: `queued` (with the job id), `started`, `delta`
     /// (`{"text":…}`), then `completed` with the seed-format body, or `failed` with an OpenAI-shaped error.
-    func streamQuery(_ job: NormalizedJob) async throws -> Response {
-        let accepted = try await jobs.submit(job, wait: false, stream: true)
+    /// The request's webhook, deadline and `Idempotency-Key` apply as without streaming; a replayed key streams
+    /// the existing job's events from its start.
+    func streamQuery(_ job: NormalizedJob, options: JobOptions) async throws -> Response {
+        let accepted = try await jobs.submit(job, wait: false, stream: true, options: options)
         let id = accepted.record.id
         var headers = SSE.headers
         headers[HTTPField.Name("x-gateway-job-id")!] = id
+        if accepted.replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await followJob(id, after: nil) { item in
                 switch item {

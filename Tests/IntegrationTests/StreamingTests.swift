@@ -61,6 +61,38 @@ extension Integration {
             }
         }
 
+        @Test func aStreamedQueryKeepsItsIdempotencyKeyDeadlineAndWebhookRules() async throws {
+            try await withStack(try await Self.start()) { stack in
+                let url = "\(stack.baseURL)/gateway/query"
+                let prompt = TestStack.unique("stream-idem") + " [mock:tokens=5,interval_ms=10]"
+                let key = [("Idempotency-Key", TestStack.unique("stream-key"))]
+                let first = try await SSEClient.request("POST", url, json: ["provider": "openai", "prompt": prompt, "stream": true], headers: key)
+                #expect(first.status == 200)
+                #expect(first.events.map(\.event).last == "completed", "\(first.events.map(\.event))")
+                let id = try #require(first.header("x-gateway-job-id"))
+                #expect(first.header("Idempotent-Replayed") == nil)
+
+                // The same key streams the same job again, from its first event, and calls nobody.
+                let again = try await SSEClient.request("POST", url, json: ["provider": "openai", "prompt": prompt, "stream": true], headers: key)
+                #expect(again.status == 200)
+                #expect(again.header("x-gateway-job-id") == id)
+                #expect(again.header("Idempotent-Replayed") == "true")
+                #expect(again.events.map(\.event) == first.events.map(\.event))
+                #expect(again.events.last?.json?["response"] as? String == first.events.last?.json?["response"] as? String)
+                #expect(try await stack.mockCalls(prompt: prompt) == 1)
+
+                // The key with another request, a past deadline and a refused webhook URL: each a 4xx before any job.
+                let reused = try await HTTP.post(url, json: ["provider": "openai", "prompt": prompt + " other", "stream": true], headers: key)
+                #expect(reused.status == 422, "\(reused.text)")
+                let late = try await HTTP.post(url, json: ["provider": "openai", "prompt": prompt, "stream": true, "deadline": "2001-01-01T00:00:00Z"])
+                #expect(late.status == 400, "\(late.text)")
+                #expect((late.json?["error"] as? [String: Any])?["param"] as? String == "deadline")
+                let hook = try await HTTP.post(url, json: ["provider": "openai", "prompt": prompt, "stream": true, "webhook": ["url": "http://example.com/hook"]])
+                #expect(hook.status == 400, "\(hook.text)")
+                #expect((hook.json?["error"] as? [String: Any])?["code"] as? String == "invalid_webhook_url")
+            }
+        }
+
         @Test func theOpenAIRouteStreamsChatCompletionChunks() async throws {
             try await withStack(try await Self.start()) { stack in
                 let prompt = TestStack.unique("chunks") + " [mock:tokens=12,interval_ms=50]"

@@ -219,6 +219,34 @@ extension Integration {
             } }
         }
 
+        @Test func aKeysEndpointsReceiveItsJobsFromEveryRoute() async throws {
+            let receiver = WebhookReceiver()
+            try await withReceiver(receiver) { try await withStack(try await GatewayStack.start(extra: Self.local)) { stack in
+                try await receiver.start(secret: try await stack.rotateDefaultWebhookSecret())
+                let keyID = try stack.defaultKeyID
+                let registered = try await stack.admin("PUT", "/admin/keys/\(keyID)/webhook-endpoints", json: ["urls": [receiver.url("every")]])
+                #expect(registered.status == 200, "\(registered.text)")
+
+                // An OpenAI-style chat completion and a streamed query: neither names a webhook, both reach the key's endpoint.
+                let chat = try await HTTP.post("\(stack.baseURL)/v1/chat/completions", json: [
+                    "model": "openai/gpt-4o-mini", "messages": [["role": "user", "content": TestStack.unique("chat-hook")]],
+                ])
+                #expect(chat.status == 200, "\(chat.text)")
+                let streamed = try await SSEClient.request(
+                    "POST", "\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": TestStack.unique("stream-hook"), "stream": true],
+                    headers: [("Authorization", "Bearer \(try #require(stack.apiKey))")])
+                #expect(streamed.status == 200)
+                for id in [try #require(chat.header("x-gateway-job-id")), try #require(streamed.header("x-gateway-job-id"))] {
+                    let delivery = try await stack.waitForDelivery(id) { $0["state"] as? String == "delivered" }
+                    #expect(delivery["url"] as? String == receiver.url("every"))
+                }
+                let events = receiver.requests("every")
+                #expect(events.count == 2)
+                #expect(events.allSatisfy { $0["verified"] as? Bool == true && ($0["payload"] as? [String: Any])?["type"] as? String == "job.completed" })
+                _ = try await stack.admin("PUT", "/admin/keys/\(keyID)/webhook-endpoints", json: ["urls": [String]()])
+            } }
+        }
+
         @Test func deadLettersAreListedAndRedeliveredAndGoneDisablesEndpoints() async throws {
             let receiver = WebhookReceiver()
             try await withReceiver(receiver) { try await withStack(try await GatewayStack.start(extra: Self.local)) { stack in
