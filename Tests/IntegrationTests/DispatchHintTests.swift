@@ -35,12 +35,18 @@ extension Integration {
             "http://127.0.0.1:\(try #require(stack.workerHTTPPorts.first))/metrics"
         }
 
+        /// Waits until the worker's sampled consumer lag on the openai topic is zero: every record handed over was
+        /// committed (a record's offset is stored only after its job ended).
+        static func waitForCommittedOffsets(_ stack: GatewayStack) async throws {
+            try await waitFor("the records' offsets committed", timeout: .seconds(30)) {
+                let scrape = try await Observability.Scrape(try workerMetrics(stack))
+                let partitions = scrape.samples.keys.filter { $0.hasPrefix("llmgw_consumer_lag{topic=\"llm.jobs.openai\"") }
+                return !partitions.isEmpty && scrape.sum("llmgw_consumer_lag", "topic=\"llm.jobs.openai\"") == 0
+            }
+        }
+
         @Test func waitedForJobsStartFromHintsRunOnceAndCommitTheirRecords() async throws {
-            let stack = try GatewayStack(extra: Self.slowFetch)
-            try await withStack(stack) { stack in
-                try await stack.startMock()
-                try await stack.startWorker()
-                try await stack.startIngress()
+            try await withStack(try await GatewayStack.start(extra: Self.slowFetch)) { stack in
                 let redis = try Self.redis()
                 defer { redis.shutdown() }
                 let run = TestStack.unique("hinted")
@@ -66,20 +72,12 @@ extension Integration {
                 }
                 #expect(metrics.sum("llmgw_jobs_total", "outcome=\"completed\"") == 20)
                 // Each record's offset is committed once its job ended: no lag is left.
-                try await waitFor("the records' offsets committed", timeout: .seconds(30)) {
-                    let scrape = try await Observability.Scrape(try Self.workerMetrics(stack))
-                    let partitions = scrape.samples.keys.filter { $0.hasPrefix("llmgw_consumer_lag{topic=\"llm.jobs.openai\"") }
-                    return !partitions.isEmpty && scrape.sum("llmgw_consumer_lag", "topic=\"llm.jobs.openai\"") == 0
-                }
+                try await Self.waitForCommittedOffsets(stack)
             }
         }
 
         @Test func asyncJobsAndDisabledHintsRunFromRecordsOnly() async throws {
-            let stack = try GatewayStack(extra: Self.slowFetch.merging(["LLMGW_DISPATCH_HINTS": "false"]) { $1 })
-            try await withStack(stack) { stack in
-                try await stack.startMock()
-                try await stack.startWorker()
-                try await stack.startIngress()
+            try await withStack(try await GatewayStack.start(extra: Self.slowFetch.merging(["LLMGW_DISPATCH_HINTS": "false"]) { $1 })) { stack in
                 let redis = try Self.redis()
                 defer { redis.shutdown() }
                 // A worker without hints does not subscribe.
@@ -93,10 +91,7 @@ extension Integration {
                 #expect(metrics.sum("llmgw_dispatch_hints_total") == 0)
             }
             // With hints on, an async job (202, nobody waits) sends none either.
-            try await withStack(try GatewayStack()) { stack in
-                try await stack.startMock()
-                try await stack.startWorker()
-                try await stack.startIngress()
+            try await withStack(try await GatewayStack.start()) { stack in
                 let reply = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": TestStack.unique("async")])
                 #expect(reply.status == 202)
                 let job = try await stack.waitForJob(try #require(reply.json?["id"] as? String))
@@ -134,10 +129,7 @@ extension Integration {
         }
 
         @Test func aFailedHintRunIsDeadLetteredOnceWithItsRecordsPosition() async throws {
-            try await withStack(try GatewayStack(extra: Self.slowFetch)) { stack in
-                try await stack.startMock()
-                try await stack.startWorker()
-                try await stack.startIngress()
+            try await withStack(try await GatewayStack.start(extra: Self.slowFetch)) { stack in
                 let prompt = TestStack.unique("hinted-400") + " [mock:status=400]"
                 let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": prompt])
                 #expect(reply.status == 400, "\(reply.text)")
@@ -145,11 +137,7 @@ extension Integration {
                 let metrics = try await Observability.Scrape(try Self.workerMetrics(stack))
                 #expect(metrics["llmgw_dispatch_hints_total{outcome=\"started\"}"] >= 1)
                 // Wait until the record was handed over and committed: a second dead letter would be written by then.
-                try await waitFor("the record's offset committed", timeout: .seconds(30)) {
-                    let scrape = try await Observability.Scrape(try Self.workerMetrics(stack))
-                    let partitions = scrape.samples.keys.filter { $0.hasPrefix("llmgw_consumer_lag{topic=\"llm.jobs.openai\"") }
-                    return !partitions.isEmpty && scrape.sum("llmgw_consumer_lag", "topic=\"llm.jobs.openai\"") == 0
-                }
+                try await Self.waitForCommittedOffsets(stack)
 
                 let logger = Logger(label: "test")
                 var configuration = KafkaConfiguration(brokers: try TestStack.brokers)
