@@ -130,6 +130,7 @@ public struct JobService: Sendable {
             } catch {
                 logger.warning("Job not recorded: Redis unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
                 try? await store.discard(id: id)
+                await releaseAdmission()
                 throw .unavailable("The result store is unavailable; the job was not accepted. Retry shortly.", code: "store_unavailable")
             }
         }
@@ -142,8 +143,9 @@ public struct JobService: Sendable {
         case .failure(let error):
             if let registration { waiters.cancel(registration) }
             logger.warning("Job not enqueued: broker unavailable", metadata: ["job_id": "\(id)", "error": "\(error)"])
-            // The client gets a 503 and no id, so the record must not linger as `queued`.
+            // The client gets a 503 and no id, so the record must not linger as `queued`, nor its charge.
             try? await store.discard(id: id)
+            await releaseAdmission()
             throw .unavailable("The job queue is unavailable; the job was not accepted. Retry shortly.", code: "queue_unavailable")
         }
         logger.debug("Job enqueued", metadata: ["job_id": "\(id)", "provider": "\(draft.envelope.provider)"])
@@ -155,6 +157,17 @@ public struct JobService: Sendable {
             await store.publish(hint, topic: topic)
         }
         return Accepted(record: draft.record, registration: registration)
+    }
+
+    /// Gives back what the current request's admission charged (tokens, budgets), for a job that will not run.
+    /// Best effort: a failure leaves the estimate charged, as before the release existed.
+    func releaseAdmission() async {
+        guard let tenancy = TenancyRequestState.jobTenancy else { return }
+        do {
+            try await store.write([UsageStore.releaseCommand(tenancy)])
+        } catch {
+            logger.warning("Admission estimate not released", metadata: ["tenant": "\(tenancy.tenant)", "error": "\(error)"])
+        }
     }
 
     /// Where an acknowledged record went, and the `traceparent` it carries.

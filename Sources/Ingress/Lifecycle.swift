@@ -113,18 +113,22 @@ extension JobService {
             }
         }
         guard let fingerprint = claim.fingerprint, holder.matches(fingerprint) else {
+            await releaseAdmission()
             throw GatewayError(
                 status: 422, message: "This Idempotency-Key was already used with a different request; use a new key for a new request.",
                 type: "invalid_request_error", param: "Idempotency-Key", code: "idempotency_key_reused")
         }
-        // The winner records its job right after taking the key; wait briefly for that record.
+        // The winner records its job right after taking the key; wait briefly for that record. A replay runs
+        // nothing, so what its admission charged is given back.
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
             if let record = try await record(id: holder.jobID) {
+                await releaseAdmission()
                 return Accepted(record: record, registration: nil, replayed: true)
             }
             try? await Task.sleep(for: .milliseconds(20))
         }
+        await releaseAdmission()
         throw GatewayError(
             status: 409, message: "A request with the same Idempotency-Key is still being accepted, or was not; retry shortly.",
             type: "invalid_request_error", param: "Idempotency-Key", code: "idempotency_key_in_use")

@@ -143,8 +143,10 @@ public struct UsageStore: Sendable {
 
     /// The command that reconciles the admission estimate with real usage (token bucket and budgets) and accounts
     /// the usage. Its reply is 0 when the job was already settled.
-    /// - Parameter jobID: settles a job at most once, however often it is redelivered.
-    public static func settleCommand(_ settlement: Settlement, jobID: String? = nil) -> RedisCommand {
+    /// - Parameters:
+    ///   - jobID: settles a job at most once, however often it is redelivered.
+    ///   - accountUsage: `false` corrects the bucket and budgets only (`releaseCommand`).
+    public static func settleCommand(_ settlement: Settlement, jobID: String? = nil, accountUsage: Bool = true) -> RedisCommand {
         var keys = [
             RedisKeys.rateLimit(tenant: settlement.tenant),
             RedisKeys.budget(tenant: settlement.tenant, period: settlement.day),
@@ -160,8 +162,18 @@ public struct UsageStore: Sendable {
                 RedisArgument(settlement.tpm), RedisArgument(settlement.tokenDelta), RedisArgument(settlement.costDeltaMicros),
                 RedisArgument(settlement.model), RedisArgument(settlement.promptTokens), RedisArgument(settlement.completionTokens),
                 RedisArgument(settlement.costMicros), RedisArgument(settlement.cacheHit ? 1 : 0), RedisArgument(settlement.tenant),
-                RedisArgument(usageRetentionSeconds),
+                RedisArgument(usageRetentionSeconds), RedisArgument(accountUsage ? 1 : 0),
             ])
+    }
+
+    /// The command that gives an admission's estimate back, for a request whose job will not run: the broker
+    /// refused it, or an `Idempotency-Key` named a job that already existed. The token bucket and the budgets move
+    /// back by the estimate; no usage is accounted.
+    public static func releaseCommand(_ tenancy: JobTenancy) -> RedisCommand {
+        let settlement = Settlement(
+            tenant: tenancy.tenant, tpm: tenancy.tpm, tokenDelta: -tenancy.estimatedTokens, costDeltaMicros: -tenancy.estimatedCostMicros,
+            day: tenancy.day, month: tenancy.month, model: "", promptTokens: 0, completionTokens: 0, costMicros: 0, cacheHit: false)
+        return settleCommand(settlement, accountUsage: false)
     }
 
     /// One tenant's usage of one model on one day.
@@ -348,7 +360,7 @@ public struct UsageStore: Sendable {
     /// KEYS: rate-limit hash, day budget hash, month budget hash, usage hash of the day, usage tenants of the day,
     /// and optionally the job's settled marker (set once; a second settlement of the job returns 0 and changes nothing).
     /// ARGV: tpm, token delta, cost delta micro-dollars, model, prompt tokens, completion tokens, cost micro-dollars,
-    /// cache hit (0|1), tenant, TTL seconds.
+    /// cache hit (0|1), tenant, TTL seconds, account usage (1|0: a release corrects the bucket and budgets only).
     /// Moves the tokens bucket by the delta (never below now: unused tokens are given back, overuse becomes debt),
     /// corrects the budgets and adds the usage.
     static let settleScript: RedisScript = """
@@ -374,6 +386,7 @@ public struct UsageStore: Sendable {
       redis.call('HINCRBY', KEYS[3], 'cost_micros', ARGV[3])
       redis.call('EXPIRE', KEYS[3], ARGV[10])
     end
+    if ARGV[11] == '0' then return 1 end
     local model = ARGV[4]
     redis.call('HINCRBY', KEYS[4], model .. '|requests', 1)
     redis.call('HINCRBY', KEYS[4], model .. '|prompt_tokens', ARGV[5])

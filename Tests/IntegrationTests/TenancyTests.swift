@@ -410,6 +410,23 @@ extension Integration {
                 let spent = try await redis.command("HGET", RedisArgument(RedisKeys.budget(tenant: "key:\(tpmID)", period: day)), "tokens").integer
                 #expect(spent == Int64(realTotal))
 
+                // A request that runs nothing gives its admission charge back: an Idempotency-Key replay, and the key
+                // reused with another request (422). Only the original job's real tokens stay in the budget.
+                let (replayKey, replayID) = try await stack.createKey(["--name", "replay", "--tpm", "100000"])
+                let replayHeaders = Self.bearer(replayKey) + [("Idempotency-Key", TestStack.unique("budget-replay"))]
+                let replayBody: [String: Any] = ["provider": "openai", "prompt": TestStack.unique("replay"), "max_tokens": 500]
+                let original = try await HTTP.post(query, json: replayBody, headers: replayHeaders)
+                #expect(original.status == 200, "\(original.text)")
+                let originalTokens = try #require((original.json?["usage"] as? [String: Any])?["total_tokens"] as? Int)
+                let replayBudget = RedisArgument(RedisKeys.budget(tenant: "key:\(replayID)", period: day))
+                #expect(try await redis.command("HGET", replayBudget, "tokens").integer == Int64(originalTokens))
+                let replayed = try await HTTP.post(query, json: replayBody, headers: replayHeaders)
+                #expect(replayed.status == 200)
+                #expect(replayed.json?["job_id"] as? String == original.json?["job_id"] as? String)
+                let reused = try await HTTP.post(query, json: ["provider": "openai", "prompt": TestStack.unique("other"), "max_tokens": 500], headers: replayHeaders)
+                #expect(reused.status == 422, "\(reused.text)")
+                #expect(try await redis.command("HGET", replayBudget, "tokens").integer == Int64(originalTokens))
+
                 // A daily token budget: admitted while unspent, then 429 insufficient_quota until the next UTC day.
                 let (budgetKey, budgetID) = try await stack.createKey(["--name", "daily", "--daily-tokens", "500"])
                 var statuses: [Int] = []
