@@ -134,7 +134,7 @@ public final class WorkerService: Service, Sendable {
                     topic: feed.topic, partition: hint.partition, offset: hint.offset, key: Array(hint.jobID.utf8),
                     value: hint.payload, headers: hint.traceparent.map { [("traceparent", Array($0.utf8))] } ?? [])
                 group.addTask {
-                    let finished = await self.process(message, expecting: hint.jobID)
+                    let finished = await self.runCopy(message, of: hint.jobID)
                     self.localJobs.endHint(hint.jobID, finished: finished)
                 }
             }
@@ -155,7 +155,7 @@ public final class WorkerService: Service, Sendable {
             return
         }
         // The job's span continues the trace of the request that enqueued it (`traceparent` in the record headers).
-        let finished = await process(envelope, message)
+        let finished = await processInSpan(envelope, message)
         if finished {
             consumer.finished(message)
         }
@@ -163,16 +163,16 @@ public final class WorkerService: Service, Sendable {
 
     /// Runs a hint's copy of a record. An undecodable copy, or one of another job, is left to the record.
     /// - Returns: `true` when the job's outcome is persisted (or it needs no work).
-    private func process(_ copy: KafkaMessage, expecting id: String) async -> Bool {
+    private func runCopy(_ copy: KafkaMessage, of id: String) async -> Bool {
         guard let envelope = try? JSONDecoder().decode(JobEnvelope.self, from: Data(copy.value)), envelope.id == id else {
             logger.debug("Dispatch hint with an unreadable record ignored", metadata: ["job_id": "\(id)"])
             return false
         }
-        return await process(envelope, copy)
+        return await processInSpan(envelope, copy)
     }
 
     /// Processes a decoded job in a consumer span that continues the trace of the request that enqueued it.
-    private func process(_ envelope: JobEnvelope, _ message: KafkaMessage) async -> Bool {
+    private func processInSpan(_ envelope: JobEnvelope, _ message: KafkaMessage) async -> Bool {
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(envelope.id)"
         return await withSpan("\(message.topic) process", context: .extracted(fromKafkaHeaders: message.headers), ofKind: .consumer) { span in
