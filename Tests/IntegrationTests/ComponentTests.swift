@@ -56,7 +56,7 @@ extension Integration {
             let server = try OwnRedis()
             try await server.start()
             defer { server.process?.signal(SIGKILL) }
-            let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, timeoutMs: 300, logger: logger)
+            let redis = server.client(timeoutMs: 300, logger: logger)
             defer { redis.shutdown() }
             #expect(await redis.ping())
             server.process?.signal(SIGSTOP)
@@ -76,7 +76,7 @@ extension Integration {
             let server = try OwnRedis()
             try await server.start()
             defer { server.process?.signal(SIGKILL) }
-            let admin = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, logger: logger)
+            let admin = server.client(logger: logger)
             defer { admin.shutdown() }
             try await admin.command("ACL", "SETUSER", "gateway", "on", ">s3cret", "~*", "+@all")
             try await admin.command("SET", "where", "db0")
@@ -103,7 +103,7 @@ extension Integration {
             let server = try OwnRedis()
             try await server.start()
             defer { server.process?.signal(SIGKILL) }
-            let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, logger: logger)
+            let redis = server.client(logger: logger)
             defer { redis.shutdown() }
             let script: RedisScript = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
             func calls(_ command: String) async throws -> Int {

@@ -1,6 +1,8 @@
 import Foundation
 import Kafka
 import Logging
+import Protocol
+import Redis
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -87,15 +89,22 @@ extension Integration {
                 #expect(accepted.status == 202)
                 let acceptedID = try #require(accepted.json?["id"] as? String)
                 _ = try await stack.waitForJob(acceptedID)
+                // The key's budget holds the finished job's real tokens; a refused request must leave it so.
+                let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort), connections: 1, logger: Logger(label: "test"))
+                defer { redis.shutdown() }
+                let budget = RedisArgument(RedisKeys.budget(tenant: "key:\(try stack.defaultKeyID)", period: UsagePeriod.dayAndMonth(Date().timeIntervalSince1970).day))
+                let spentBefore = try await redis.command("HGET", budget, "tokens").integer
 
                 broker.process?.signal(SIGSTOP)
                 let started = ContinuousClock.now
-                let refused = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": TestStack.unique("during-stop")])
+                let refused = try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": TestStack.unique("during-stop"), "max_tokens": 500])
                 let elapsed = ContinuousClock.now - started
                 #expect(refused.status == 503, "\(refused.text)")
                 #expect((refused.json?["error"] as? [String: Any])?["code"] as? String == "queue_unavailable")
                 #expect(refused.header("Retry-After") != nil)
                 #expect(elapsed < .seconds(10), "503 took \(elapsed)")
+                // Its admission estimate (over 500 tokens) was given back with the 503.
+                #expect(try await redis.command("HGET", budget, "tokens").integer == spentBefore)
 
                 broker.process?.signal(SIGCONT)
                 // Recovery without a restart: new jobs are accepted and run.
@@ -232,6 +241,11 @@ final class OwnRedis: @unchecked Sendable {
     init() throws {
         directory = "\(TestStack.workDirectory)/redis-\(port)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// A client of this server.
+    func client(timeoutMs: Int = 2_000, logger: Logger) -> RedisClient {
+        RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: port), connections: 1, timeoutMs: timeoutMs, logger: logger)
     }
 
     func start() async throws {
