@@ -68,7 +68,11 @@ struct WorkerCommand: AsyncParsableCommand {
                 groupID: Topics.consumerGroup(provider: id),
                 topics: [Topics.jobs(provider: id)],
                 maxInFlight: configuration.workerConcurrency,
-                logger: logger)
+                logger: logger,
+                onAssignment: { partitions in
+                    // Hear the hints of the partitions this worker owns, and only those.
+                    hints?.assign(topic: Topics.jobs(provider: id), partitions: partitions.map(\.partition))
+                })
             consumers.append(consumer)
             services.append(.init(service: WorkerService(
                 workerID: workerID, configuration: configuration, consumer: consumer, producer: producer,

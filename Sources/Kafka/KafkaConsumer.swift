@@ -30,7 +30,12 @@ public final class KafkaConsumer: @unchecked Sendable {
         return !tracker.withLockedValue { $0.delivered(partition, offset: offset) }
     }
 
-    public init(configuration: KafkaConfiguration, groupID: String, topics: [String], maxInFlight: Int, logger: Logger) throws(KafkaError) {
+    /// - Parameter onAssignment: called on the poll thread after each rebalance with the partitions now assigned
+    ///   here (none after a revocation).
+    public init(
+        configuration: KafkaConfiguration, groupID: String, topics: [String], maxInFlight: Int, logger: Logger,
+        onAssignment: (@Sendable (_ partitions: [TopicPartition]) -> Void)? = nil
+    ) throws(KafkaError) {
         let tracker = self.tracker
         let handle = try RdKafkaHandle(kind: .consumer, properties: configuration.consumerProperties(groupID: groupID), logger: logger) { conf in
             rd_kafka_conf_set_rebalance_cb(conf) { handle, error, partitions, opaque in
@@ -57,6 +62,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                     for partition in partitions { tracker.revoke(partition) }
                 }
             }
+            onAssignment?(assigned ? partitions : [])
         }
         rd_kafka_poll_set_consumer(handle.pointer)
         let list = rd_kafka_topic_partition_list_new(Int32(topics.count))

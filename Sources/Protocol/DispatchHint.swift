@@ -23,7 +23,7 @@ public struct DispatchHint: Sendable, Equatable {
         self.payload = payload
     }
 
-    /// The message published on `RedisKeys.dispatchChannel(topic:)`.
+    /// The message published on `RedisKeys.dispatchChannel(topic:partition:)`.
     public var encoded: [UInt8] {
         var line = "\(partition) \(offset) \(jobID)"
         if let traceparent { line += " \(traceparent)" }

@@ -11,9 +11,22 @@ public enum RedisKeys {
     /// Pub/sub channel on which workers announce finished jobs to the ingress replica that waits for them.
     public static func notifyChannel(instance: String) -> String { "\(prefix)notify:\(instance)" }
 
-    /// Pub/sub channel on which the ingress publishes a `DispatchHint` for each acknowledged record of a job topic
-    /// that a client waits for, so that an idle worker can start it before its fetch from the broker returns.
-    public static func dispatchChannel(topic: String) -> String { "\(prefix)dispatch:\(topic)" }
+    /// Pub/sub channel on which the ingress publishes a `DispatchHint` for each acknowledged record of a job
+    /// topic's partition that a client waits for, so that the worker that owns the partition can start it before
+    /// its fetch from the broker returns. One channel per partition: only the owner subscribes, so a hint costs
+    /// one delivery however many workers the group has.
+    public static func dispatchChannel(topic: String, partition: Int32) -> String { "\(prefix)dispatch:\(topic):\(partition)" }
+
+    /// The topic and partition of a `dispatchChannel(topic:partition:)` name; `nil` for any other name.
+    public static func dispatchPartition(ofChannel channel: String) -> (topic: String, partition: Int32)? {
+        let head = "\(prefix)dispatch:"
+        guard channel.hasPrefix(head) else { return nil }
+        let rest = channel.dropFirst(head.count)
+        guard let colon = rest.lastIndex(of: ":") else { return nil }
+        let topic = rest[..<colon]
+        guard !topic.isEmpty, let partition = Int32(rest[rest.index(after: colon)...]), partition >= 0 else { return nil }
+        return (String(topic), partition)
+    }
 
     /// Redis Stream of a job's life: `queued`, `started`, each streamed `delta`, then `completed` or `failed`.
     /// Bounded in length and given a TTL by the writers; read by the ingress with `XREAD BLOCK` on a dedicated

@@ -64,6 +64,14 @@ final class RedisContext {
         return Self.value(raw.assumingMemoryBound(to: redisReply.self))
     }
 
+    /// Writes the buffered commands, blocking up to the timeout.
+    func flush() throws(RedisError) {
+        var done: Int32 = 0
+        while done == 0 {
+            guard redisBufferWrite(context, &done) == REDIS_OK else { throw ioError() }
+        }
+    }
+
     func roundTrip(_ arguments: [RedisArgument]) throws(RedisError) -> RedisValue {
         append(arguments)
         return try readReply()

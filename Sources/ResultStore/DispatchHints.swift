@@ -1,6 +1,7 @@
 import Logging
 import Protocol
 import Redis
+import Synchronization
 
 extension ResultStore {
     /// Publishes a `DispatchHint` for an acknowledged record. Best effort: a hint that is not delivered only means
@@ -8,14 +9,16 @@ extension ResultStore {
     /// - Returns: the number of workers that received it, or `nil` when Redis did not answer.
     @discardableResult
     public func publish(_ hint: DispatchHint, topic: String) async -> Int? {
-        let reply = try? await redis.command("PUBLISH", RedisArgument(RedisKeys.dispatchChannel(topic: topic)), RedisArgument(hint.encoded))
+        let channel = RedisKeys.dispatchChannel(topic: topic, partition: hint.partition)
+        let reply = try? await redis.command("PUBLISH", RedisArgument(channel), RedisArgument(hint.encoded))
         guard case .integer(let receivers) = reply else { return nil }
         return Int(receivers)
     }
 }
 
-/// A worker's subscription to the dispatch hints of its job topics. Hints missed while the subscription is down
-/// need no recovery: their records arrive from the broker anyway.
+/// A worker's subscription to the dispatch hints of the partitions it owns: one channel per partition, kept in
+/// line with the consumer group's assignment (`assign(topic:partitions:)`). Hints missed while the subscription is
+/// down or catching up with a rebalance need no recovery: their records arrive from the broker anyway.
 public final class DispatchHintListener: Sendable {
     /// The hints of one topic.
     public struct Feed: Sendable {
@@ -33,31 +36,43 @@ public final class DispatchHintListener: Sendable {
     /// The feed of each topic.
     public let feeds: [String: Feed]
     private let subscriber: RedisSubscriber
+    /// The subscribed channels of each topic.
+    private let channels = Mutex<[String: Set<String>]>([:])
 
+    /// Subscribes to nothing until the first `assign(topic:partitions:)`.
     public init(topics: [String], endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
         var feeds: [String: Feed] = [:]
-        var feedsByChannel: [String: Feed] = [:]
         for topic in topics {
             let (hints, continuation) = AsyncStream.makeStream(of: DispatchHint.self, bufferingPolicy: .bufferingNewest(16))
-            let feed = Feed(topic: topic, hints: hints, continuation: continuation)
-            feeds[topic] = feed
-            feedsByChannel[RedisKeys.dispatchChannel(topic: topic)] = feed
+            feeds[topic] = Feed(topic: topic, hints: hints, continuation: continuation)
         }
         self.feeds = feeds
-        let routes = feedsByChannel
+        let routes = feeds
         self.subscriber = RedisSubscriber(
             endpoint: endpoint,
-            channels: Array(routes.keys),
+            channels: [],
             timeoutMs: timeoutMs,
             logger: logger,
             onMessage: { channel, payload in
-                guard let feed = routes[channel], let hint = DispatchHint.parse(payload) else {
+                guard let (topic, partition) = RedisKeys.dispatchPartition(ofChannel: channel), let feed = routes[topic],
+                      let hint = DispatchHint.parse(payload), hint.partition == partition
+                else {
                     logger.debug("Malformed dispatch hint ignored", metadata: ["channel": "\(channel)"])
                     return
                 }
                 feed.continuation.yield(hint)
             },
             onSubscribed: {})
+    }
+
+    /// Follows a rebalance: from now on, the hints of exactly `partitions` of `topic` (none after a revocation).
+    public func assign(topic: String, partitions: [Int32]) {
+        guard feeds[topic] != nil else { return }
+        let all = channels.withLock { channels in
+            channels[topic] = Set(partitions.map { RedisKeys.dispatchChannel(topic: topic, partition: $0) })
+            return channels.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        }
+        subscriber.setChannels(all)
     }
 
     /// Unsubscribes and ends every feed.

@@ -31,6 +31,15 @@ extension Integration {
             }
         }
 
+        /// The channels of the openai topic's six partitions.
+        static let channels = (0..<6).map { RedisKeys.dispatchChannel(topic: "llm.jobs.openai", partition: Int32($0)) }
+
+        /// The number of subscribers of each of `channels`.
+        static func subscribers(_ redis: RedisClient) async throws -> [Int] {
+            let reply = try await redis.command(["PUBSUB", "NUMSUB"] + channels.map { RedisArgument($0) }).array ?? []
+            return stride(from: 1, to: reply.count, by: 2).map { Int(reply[$0].integer ?? -1) }
+        }
+
         static func workerMetrics(_ stack: GatewayStack) throws -> String {
             "http://127.0.0.1:\(try #require(stack.workerHTTPPorts.first))/metrics"
         }
@@ -81,8 +90,7 @@ extension Integration {
                 let redis = try Self.redis()
                 defer { redis.shutdown() }
                 // A worker without hints does not subscribe.
-                let subscribers = try await redis.command("PUBSUB", "NUMSUB", RedisArgument(RedisKeys.dispatchChannel(topic: "llm.jobs.openai"))).array
-                #expect(subscribers?.last?.integer == 0)
+                #expect(try await Self.subscribers(redis) == Array(repeating: 0, count: 6))
                 let prompt = TestStack.unique("unhinted")
                 let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": prompt])
                 #expect(reply.status == 200, "\(reply.text)")
@@ -105,7 +113,8 @@ extension Integration {
             try await withStack(try await GatewayStack.start()) { stack in
                 let redis = try Self.redis()
                 defer { redis.shutdown() }
-                let channel = RedisArgument(RedisKeys.dispatchChannel(topic: "llm.jobs.openai"))
+                let channel = RedisArgument(Self.channels[0])
+                try await waitFor("the worker subscribed to its partitions' hints", timeout: .seconds(30)) { try await Self.subscribers(redis) == Array(repeating: 1, count: 6) }
                 // Garbage, and a well-formed hint of a job that was never recorded: its claim finds no job record.
                 let forgedPrompt = TestStack.unique("forged")
                 let forgedID = JobID.make(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
@@ -114,7 +123,10 @@ extension Integration {
                     request: ChatRequest(model: "gpt-4o-mini", messages: [.user(forgedPrompt)]),
                     enqueuedAt: 0, replyTo: nil)
                 let forged = DispatchHint(partition: 0, offset: Int64(Int32.max), jobID: forgedID, payload: Array(try JSONEncoder().encode(envelope)))
-                for message in [Array("nonsense".utf8), Array("0 1 \(forgedID)\n{not json".utf8), forged.encoded] {
+                // The same hint on the channel of another partition than its own.
+                var misrouted = forged
+                misrouted.partition = 1
+                for message in [Array("nonsense".utf8), Array("0 1 \(forgedID)\n{not json".utf8), forged.encoded, misrouted.encoded] {
                     let receivers = try await redis.command("PUBLISH", channel, RedisArgument(message))
                     #expect(receivers.integer == 1)
                 }
@@ -125,6 +137,55 @@ extension Integration {
                 #expect(try await stack.mockCalls(prompt: prompt) == 1)
                 #expect(try await stack.mockCalls(prompt: forgedPrompt) == 0)
                 #expect(try await redis.command("EXISTS", RedisArgument(RedisKeys.job(forgedID))).integer == 0)
+            }
+        }
+
+        @Test func eachHintReachesOnlyItsPartitionsOwnerAcrossRebalances() async throws {
+            try await withStack(try await GatewayStack.start()) { stack in
+                let redis = try Self.redis()
+                defer { redis.shutdown() }
+                let one = Array(repeating: 1, count: 6)
+                try await waitFor("one worker subscribed to every partition", timeout: .seconds(30)) { try await Self.subscribers(redis) == one }
+                let firstPort = try #require(stack.workerHTTPPorts.first)
+                let assigned = { (port: Int) async throws -> Int in
+                    try await HTTP.get("http://127.0.0.1:\(port)/readyz").json?["assigned_partitions"] as? Int ?? -1
+                }
+                let alone = try await assigned(firstPort)
+
+                // A second worker joins: the partitions split, and each channel keeps exactly one subscriber, its owner.
+                let second = try await stack.startWorker()
+                try await waitFor("the partitions split between the two workers", timeout: .seconds(60)) {
+                    let partitions = try await assigned(firstPort)
+                    let channels = try await Self.subscribers(redis)
+                    return partitions < alone && channels == one
+                }
+                let run = TestStack.unique("two-workers")
+                for index in 0..<12 {
+                    let prompt = "\(run) \(index)"
+                    let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": prompt])
+                    #expect(reply.status == 200, "\(reply.text)")
+                    #expect(try await stack.mockCalls(prompt: prompt) == 1)
+                }
+                // Twelve hints, each delivered to one worker (with every worker subscribed to the whole topic, 24).
+                var received = 0.0
+                for port in stack.workerHTTPPorts {
+                    received += try await Observability.Scrape("http://127.0.0.1:\(port)/metrics").sum("llmgw_dispatch_hints_total")
+                }
+                #expect(received == 12)
+
+                // The second worker leaves: the first owns every partition, and hears every channel, again.
+                second.signal(SIGTERM)
+                #expect(await second.waitForExit(timeout: .seconds(30)) == 0)
+                try await waitFor("the first worker owning every partition again", timeout: .seconds(60)) {
+                    let partitions = try await assigned(firstPort)
+                    let channels = try await Self.subscribers(redis)
+                    return partitions == alone && channels == one
+                }
+                let prompt = TestStack.unique("after-leave")
+                let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": prompt])
+                #expect(reply.status == 200, "\(reply.text)")
+                let metrics = try await Observability.Scrape(try Self.workerMetrics(stack))
+                #expect(metrics.sum("llmgw_dispatch_hints_total") >= 1)
             }
         }
 

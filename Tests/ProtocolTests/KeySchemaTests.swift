@@ -35,12 +35,28 @@ struct KeySchemaTests {
         #expect(Set(topics).count == providers.count)
         #expect(Set(groups).count == providers.count)
         #expect(!topics.contains(Topics.deadLetters))
-        // Each topic has its own dispatch channel, distinct from every notify channel.
-        let channels = topics.map { RedisKeys.dispatchChannel(topic: $0) }
-        #expect(Set(channels).count == topics.count)
+        // Each partition of each topic has its own dispatch channel, distinct from every notify channel, and the
+        // name gives back its topic and partition.
+        let partitions: [Int32] = [0, 1, 5, 11, 1023]
+        let channels = topics.flatMap { topic in partitions.map { RedisKeys.dispatchChannel(topic: topic, partition: $0) } }
+        #expect(Set(channels).count == topics.count * partitions.count)
         for channel in channels {
             #expect(channel.hasPrefix(RedisKeys.prefix), "\(channel)")
             #expect(!Self.ids.map { RedisKeys.notifyChannel(instance: $0) }.contains(channel))
+        }
+        for topic in topics {
+            for partition in partitions {
+                let parsed = RedisKeys.dispatchPartition(ofChannel: RedisKeys.dispatchChannel(topic: topic, partition: partition))
+                #expect(parsed?.topic == topic && parsed?.partition == partition, "\(topic) \(partition)")
+            }
+        }
+        let foreign = [
+            RedisKeys.notifyChannel(instance: "ingress-1"), "\(RedisKeys.prefix)dispatch:llm.jobs.openai",
+            "\(RedisKeys.prefix)dispatch:llm.jobs.openai:", "\(RedisKeys.prefix)dispatch:llm.jobs.openai:-1",
+            "\(RedisKeys.prefix)dispatch:llm.jobs.openai:x1", "\(RedisKeys.prefix)dispatch::3", "dispatch:llm.jobs.openai:3",
+        ]
+        for channel in foreign {
+            #expect(RedisKeys.dispatchPartition(ofChannel: channel) == nil, "\(channel)")
         }
         let legal = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         for (provider, topic) in zip(providers, topics) {
