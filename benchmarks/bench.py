@@ -58,7 +58,7 @@ class Settings:
     stream_tokens: int = env_int("BENCH_STREAM_TOKENS", 20)
     stream_interval_ms: int = env_int("BENCH_STREAM_INTERVAL_MS", 5)
     async_jobs: int = env_int("BENCH_ASYNC_JOBS", 5000)
-    fetch_wait_ms: int = env_int("BENCH_KAFKA_FETCH_WAIT_MS", 1)
+    fetch_wait_ms: str = os.environ.get("BENCH_KAFKA_FETCH_WAIT_MS", "")  # empty: the gateway's default
     litellm_workers: int = env_int("LITELLM_WORKERS", os.cpu_count() or 1)
     contenders: list[str] = field(default_factory=lambda: os.environ.get(
         "BENCH_CONTENDERS", "direct,nginx,litellm,llm-gateway").split(","))
@@ -391,11 +391,12 @@ def start_gateway(contender: Contender, binary: str, mock: str, info: dict) -> N
         "LLMGW_KAFKA_BROKERS": f"127.0.0.1:{broker_port}",
         "LLMGW_HTTP_PORT": str(http_port),
         "LLMGW_WORKER_HTTP_PORT": str(worker_port),
-        "LLMGW_KAFKA_FETCH_WAIT_MS": str(S.fetch_wait_ms),
         "LLMGW_LOG_LEVEL": os.environ.get("LLMGW_LOG_LEVEL", "warning"),
         "OPENAI_API_KEY": "mock-key",
         "OPENAI_BASE_URL": f"{mock}/v1",
     }
+    if S.fetch_wait_ms:
+        env["LLMGW_KAFKA_FETCH_WAIT_MS"] = S.fetch_wait_ms
     worker = start("worker", [binary, "worker", "--provider", "openai"], env)
     ingress = start("ingress", [binary, "ingress"], env)
     wait_http(f"http://127.0.0.1:{http_port}/readyz", process=ingress)
@@ -867,7 +868,7 @@ def write_report(results: dict, contenders: dict[str, Contender], info: dict, st
     lines += [f"| layout | {layout}; every server unpinned (the scheduler spreads them over all CPUs) |",
               f"| settings | {S.rounds} rounds; {S.latency_duration:g} s per c=1 run, {S.duration:g} s per c={S.connections} run, "
               f"{S.warmup:g} s warm-up; {S.stream_requests} streams per round; {S.async_jobs} async jobs per round; "
-              f"LLMGW_KAFKA_FETCH_WAIT_MS={S.fetch_wait_ms}; a fresh gateway stack (Redis, Tansu, worker, ingress) "
+              f"LLMGW_KAFKA_FETCH_WAIT_MS={S.fetch_wait_ms or 'the default'}; a fresh gateway stack (Redis, Tansu, worker, ingress) "
               + {"round": "before each scenario and before each of its c=64 runs and async rounds, then 1 s of warm-up "
                           "(Tansu slows down as its in-memory log grows)",
                  "scenario": "before each scenario", "never": "only at the start"}.get(S.gateway_fresh, S.gateway_fresh)

@@ -11,7 +11,7 @@ public struct KafkaConfiguration: Sendable {
     /// The consumer group session timeout.
     public var sessionTimeoutMs = 10_000
     /// The longest the broker holds a fetch open when no data is there; it bounds queue latency.
-    public var fetchWaitMaxMs = 5
+    public var fetchWaitMaxMs = 50
     /// librdkafka debug contexts (`eos,msg,broker,cgrp`…), logged at debug level; nil for none.
     public var debugContexts: String?
     /// Extra librdkafka properties, applied last.
