@@ -3,16 +3,23 @@ import Protocol
 
 /// JSON helpers shared by the adapters.
 enum WireJSON {
-    /// Encodes with sorted keys, so a request body is byte-for-byte reproducible.
-    static func encode(_ value: some Encodable) throws -> [UInt8] {
+    // Shared: both are safe to use from several tasks at once, and making one per call costs more than the
+    // small bodies they handle.
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(value))
+        return encoder
+    }()
+    private static let decoder = JSONDecoder()
+
+    /// Encodes with sorted keys, so a request body is byte-for-byte reproducible.
+    static func encode(_ value: some Encodable) throws -> [UInt8] {
+        Array(try encoder.encode(value))
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], provider: String) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(body))
+            return try decoder.decode(type, from: Data(body))
         } catch {
             throw UpstreamError(
                 errorClass: .protocolViolation,
@@ -36,7 +43,7 @@ enum WireJSON {
 
     /// Parses JSON text, or nil when it is not JSON.
     static func value(parsing text: String) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        try? decoder.decode(JSONValue.self, from: Data(text.utf8))
     }
 
     /// Tool-call arguments as a JSON object: providers other than OpenAI want an object, not a string.

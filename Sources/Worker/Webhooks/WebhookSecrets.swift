@@ -56,6 +56,8 @@ public struct WebhookPlanner: Sendable {
     /// The deliveries for `envelope` ending with `outcome`: to its own `webhook`, and to `registered`, the key's
     /// endpoints (`registeredEndpoints(_:)`).
     public func plan(_ envelope: JobEnvelope, registered: [String], outcome: JobOutcome, provider: String, model: String, now: Double) -> [WebhookDeliveryPlan] {
+        // Most jobs have no receiver: skip building (and measuring) an event that nobody gets.
+        guard envelope.webhook != nil || !registered.isEmpty else { return [] }
         let event: WebhookEvent
         switch outcome {
         case .completed(let completion):
