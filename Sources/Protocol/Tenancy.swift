@@ -74,12 +74,16 @@ public enum ResponseCacheKey {
         var fallbacks: [String]
     }
 
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
     /// The canonical bytes that are hashed: sorted-key JSON, with `stream` dropped (it does not change the answer).
     public static func canonicalBytes(_ job: NormalizedJob) -> [UInt8] {
         var request = job.request
         request.stream = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let canonical = Canonical(provider: job.provider, request: request, fallbacks: job.fallbacks.map(\.description))
         return (try? encoder.encode(canonical)).map { Array($0) } ?? []
     }
