@@ -170,6 +170,44 @@ extension Integration {
             }
             #expect(subscriptions.withLockedValue { $0 } >= 2)
         }
+
+        @Test func subscriberFollowsChannelChangesAndKeepsThemAcrossARestart() async throws {
+            let server = try OwnRedis()
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            let redis = try client(port: server.port)
+            defer { redis.shutdown() }
+            let received = NIOLockedValueBox<[String]>([])
+            let subscriber = RedisSubscriber(
+                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), channels: [], logger: logger,
+                onMessage: { channel, payload in received.withLockedValue { $0.append("\(channel)=\(String(decoding: payload, as: UTF8.self))") } },
+                onSubscribed: {})
+            defer { subscriber.shutdown() }
+            let (a, b, c) = ("llmgw:test:a", "llmgw:test:b", "llmgw:test:c")
+            let counts = { () async throws -> [Int] in
+                let reply = try await redis.command("PUBSUB", "NUMSUB", RedisArgument(a), RedisArgument(b), RedisArgument(c)).array ?? []
+                return stride(from: 1, to: reply.count, by: 2).map { Int(reply[$0].integer ?? -1) }
+            }
+            // Nothing at first, then a and b, then b and c: each change reaches Redis without a reconnect.
+            #expect(try await counts() == [0, 0, 0])
+            subscriber.setChannels([a, b])
+            try await waitFor("a and b subscribed", timeout: .seconds(10)) { try await counts() == [1, 1, 0] }
+            subscriber.setChannels([b, c])
+            try await waitFor("a dropped, c added", timeout: .seconds(10)) { try await counts() == [0, 1, 1] }
+            for channel in [a, b, c] {
+                #expect(try await redis.command("PUBLISH", RedisArgument(channel), "first").integer == (channel == a ? 0 : 1))
+            }
+            try await waitFor("the messages of b and c", timeout: .seconds(10)) {
+                received.withLockedValue { Set($0) == ["\(b)=first", "\(c)=first"] }
+            }
+            // A restarted server gets the current channels, not the first ones.
+            await server.stop()
+            try await server.start()
+            try await waitFor("b and c subscribed again", timeout: .seconds(15)) { (try? await counts()) == [0, 1, 1] }
+            subscriber.setChannels([])
+            try await waitFor("everything unsubscribed", timeout: .seconds(10)) { try await counts() == [0, 0, 0] }
+            #expect(received.withLockedValue { $0.count } == 2)
+        }
     }
 
     /// The Result Store's scripts against the test Redis.
