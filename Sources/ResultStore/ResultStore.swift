@@ -140,6 +140,17 @@ public struct ResultStore: Sendable {
         return reply.integer == 1
     }
 
+    /// Extends the leases of several jobs in one round trip. Returns, in the order of `ids`, whether each was
+    /// renewed (`false`: the lease is gone or belongs to another worker).
+    public func renewLeases(ids: [String], worker: String, leaseMs: Int) async throws(ResultStoreError) -> [Bool] {
+        guard !ids.isEmpty else { return [] }
+        let commands = ids.map { id in
+            RedisCommand.eval(Scripts.renew, keys: [RedisKeys.jobLease(id)], arguments: [RedisArgument(worker), RedisArgument(leaseMs)])
+        }
+        let replies = try await storeCall { try await redis.pipeline(commands: commands) }
+        return replies.map { $0.integer == 1 }
+    }
+
     /// Writes the final outcome, releases the lease and notifies the waiting ingress replica, atomically.
     /// A job that already ended is left as it is.
     /// - Parameters:

@@ -30,6 +30,8 @@ public final class WorkerService: Service, Sendable {
     let hints: DispatchHintListener.Feed?
     /// The jobs running here, from records or hints.
     let localJobs = LocalJobs()
+    /// Renews the leases of the jobs running here.
+    let leases: LeaseKeeper
 
     public init(
         workerID: String,
@@ -54,11 +56,14 @@ public final class WorkerService: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         self.events = JobEventLog(redis: store.redis, ttl: configuration.jobEventsTTL, maxLength: configuration.jobEventsMaxLength)
+        self.leases = LeaseKeeper(store: store, workerID: workerID, leaseMs: configuration.jobLeaseSeconds * 1000, logger: logger)
     }
 
     public func run() async throws {
         let consumer = self.consumer
         let hints = self.hints
+        let leases = Task { await self.leases.run() }
+        defer { leases.cancel() }
         let jobs = Task {
             await withDiscardingTaskGroup { group in
                 if let hints {
@@ -230,9 +235,10 @@ public final class WorkerService: Service, Sendable {
 
         let endpoints = prefetchEndpoints(envelope)
         let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
+        leases.hold(envelope.id, logger: logger)
+        defer { leases.release(envelope.id) }
         let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
             group.addTask { await self.runner.run(envelope, logger: logger, relay: relay) }
-            group.addTask { await self.keepLease(envelope.id, leaseMs: leaseMs, logger: logger); return nil }
             if let cancellations, let watch {
                 // A cancellation ends the group, which aborts the upstream call.
                 group.addTask {
@@ -296,21 +302,6 @@ public final class WorkerService: Service, Sendable {
     /// Sends a streamed job's deltas to its event stream, in order, as they arrive.
     func deltaRelay(for id: String, logger: Logger) -> DeltaRelay {
         { delta in await self.appendEvent(id, .delta, delta, logger: logger) }
-    }
-
-    /// Renews the lease until cancelled.
-    func keepLease(_ id: String, leaseMs: Int, logger: Logger) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(Int64(leaseMs / 3)))
-            if Task.isCancelled { return }
-            do {
-                if try await !store.renewLease(id: id, worker: workerID, leaseMs: leaseMs) {
-                    logger.warning("Job lease lost to another worker")
-                }
-            } catch {
-                logger.warning("Job lease not renewed", metadata: ["error": "\(error)"])
-            }
-        }
     }
 
     /// Waits before retrying a Result Store call. Returns `false` when the worker is shutting down.

@@ -6,6 +6,7 @@ import Protocol
 import Redis
 import ResultStore
 import Testing
+@testable import Worker
 
 extension Integration {
     /// The Redis module against the test Redis.
@@ -244,6 +245,37 @@ extension Integration {
             let record = try #require(try await store.record(id: id))
             #expect(record.status == .inProgress)
             #expect(record.startedAt == 2)
+        }
+
+        @Test func theLeaseKeeperRenewsTheJobsItHoldsAndNoOthers() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let (held, released, taken) = (try await newJob(store), try await newJob(store), try await newJob(store))
+            for id in [held, released, taken] {
+                #expect(try await store.start(id: id, worker: "a", leaseMs: 600, now: 1) == .run(attempt: 1))
+            }
+            // Another worker owns `taken`'s lease now (as after an expiry): renewing must not take it back.
+            try await store.redis.command("SET", RedisArgument(RedisKeys.jobLease(taken)), "b", "PX", "5000")
+            let keeper = LeaseKeeper(store: store, workerID: "a", leaseMs: 600, logger: logger)
+            for id in [held, released, taken] { keeper.hold(id, logger: logger) }
+            keeper.release(released)
+            #expect(keeper.count == 2)
+            let renewal = Task { await keeper.run() }
+            defer { renewal.cancel() }
+            let lease = { (id: String) async throws -> String? in try await store.redis.command("GET", RedisArgument(RedisKeys.jobLease(id))).string }
+            // Both leases were set together for 600 ms; only the held one outlives it, for more than another lease.
+            try await waitFor("the released job's lease to expire", timeout: .seconds(5), every: .milliseconds(20)) { try await lease(released) == nil }
+            try await Task.sleep(for: .milliseconds(900))
+            #expect(try await lease(held) == "a")
+            guard case .leasedElsewhere = try await store.start(id: held, worker: "b", leaseMs: 600, now: 2) else {
+                Issue.record("a renewed lease must keep the job from another worker")
+                return
+            }
+            #expect(try await lease(taken) == "b")
+            // Released, the held job's lease lapses like any other.
+            keeper.release(held)
+            try await waitFor("the held job's lease to expire once released", timeout: .seconds(5), every: .milliseconds(20)) { try await lease(held) == nil }
+            #expect(try await store.start(id: held, worker: "b", leaseMs: 600, now: 3) == .run(attempt: 2))
         }
 
         @Test func aJobEndsOnceAndRedeliveriesSeeIt() async throws {
