@@ -18,6 +18,17 @@ extension Integration {
             RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try port ?? TestStack.redisPort), connections: 2, timeoutMs: 1000, logger: logger)
         }
 
+        /// A subscriber to `server` that appends each message to `received` as `<channel>=<payload>`.
+        func recordingSubscriber(
+            on server: OwnRedis, channels: [String], into received: NIOLockedValueBox<[String]>,
+            onSubscribed: @escaping @Sendable () -> Void = {}
+        ) -> RedisSubscriber {
+            RedisSubscriber(
+                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), channels: channels, logger: logger,
+                onMessage: { channel, payload in received.withLockedValue { $0.append("\(channel)=\(String(decoding: payload, as: UTF8.self))") } },
+                onSubscribed: onSubscribed)
+        }
+
         @Test func commandsPipelinesAndErrorReplies() async throws {
             let redis = try client()
             defer { redis.shutdown() }
@@ -153,21 +164,20 @@ extension Integration {
             defer { redis.shutdown() }
             let received = NIOLockedValueBox<[String]>([])
             let subscriptions = NIOLockedValueBox(0)
-            let subscriber = RedisSubscriber(
-                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), channels: ["llmgw:test:channel"], logger: logger,
-                onMessage: { _, payload in received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) } },
-                onSubscribed: { subscriptions.withLockedValue { $0 += 1 } })
+            let subscriber = recordingSubscriber(on: server, channels: ["llmgw:test:channel"], into: received) {
+                subscriptions.withLockedValue { $0 += 1 }
+            }
             defer { subscriber.shutdown() }
             try await waitFor("the first message", timeout: .seconds(10)) {
                 _ = try? await redis.command("PUBLISH", "llmgw:test:channel", "one")
-                return received.withLockedValue { $0.contains("one") }
+                return received.withLockedValue { $0.contains("llmgw:test:channel=one") }
             }
             #expect(subscriptions.withLockedValue { $0 } == 1)
             await server.stop()
             try await server.start()
             try await waitFor("a message after the restart", timeout: .seconds(15)) {
                 _ = try? await redis.command("PUBLISH", "llmgw:test:channel", "two")
-                return received.withLockedValue { $0.contains("two") }
+                return received.withLockedValue { $0.contains("llmgw:test:channel=two") }
             }
             #expect(subscriptions.withLockedValue { $0 } >= 2)
         }
@@ -179,10 +189,7 @@ extension Integration {
             let redis = try client(port: server.port)
             defer { redis.shutdown() }
             let received = NIOLockedValueBox<[String]>([])
-            let subscriber = RedisSubscriber(
-                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), channels: [], logger: logger,
-                onMessage: { channel, payload in received.withLockedValue { $0.append("\(channel)=\(String(decoding: payload, as: UTF8.self))") } },
-                onSubscribed: {})
+            let subscriber = recordingSubscriber(on: server, channels: [], into: received)
             defer { subscriber.shutdown() }
             let (a, b, c) = ("llmgw:test:a", "llmgw:test:b", "llmgw:test:c")
             let counts = { () async throws -> [Int] in
