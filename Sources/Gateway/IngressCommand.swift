@@ -4,6 +4,7 @@ import Hummingbird
 import Ingress
 import Kafka
 import Logging
+import NIOCore
 import Protocol
 import Redis
 import ResultStore
@@ -23,7 +24,7 @@ struct IngressCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try common.load(extra: ["LLMGW_HTTP_HOST": host, "LLMGW_HTTP_PORT": port.map(String.init)])
-        LLMGateway.installExecutor()
+        LLMGateway.installExecutor(threads: configuration.eventLoopThreads)
         let logger = Logger(label: "llm-gateway.ingress")
         let tracing = bootstrapTracing(serviceName: "llm-gateway-ingress", configuration: configuration, logger: logger)
         let metrics = GatewayMetrics()
@@ -83,6 +84,7 @@ struct IngressCommand: AsyncParsableCommand {
         logger.info("Ingress starting", metadata: [
             "address": "\(configuration.httpHost):\(configuration.httpPort)", "librdkafka": "\(librdkafkaVersion)",
             "redis": "\(configuration.redis)", "brokers": "\(configuration.kafkaBrokers)",
+            "event_loop_threads": "\(NIOSingletons.groupLoopCountSuggestion)",
         ])
         try await group.run()
     }

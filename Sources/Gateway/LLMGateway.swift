@@ -11,7 +11,9 @@ struct LLMGateway: AsyncParsableCommand {
     )
 
     /// Runs Swift Concurrency on NIO's event loops, which removes a thread hop per request.
-    static func installExecutor() {
+    /// - Parameter threads: the number of event loops; `nil` for one per CPU.
+    static func installExecutor(threads: Int? = nil) {
+        if let threads { NIOSingletons.groupLoopCountSuggestion = threads }
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }
 }

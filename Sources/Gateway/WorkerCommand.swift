@@ -2,6 +2,7 @@ import ArgumentParser
 import Hummingbird
 import Kafka
 import Logging
+import NIOCore
 import Protocol
 import Redis
 import ResultStore
@@ -35,7 +36,7 @@ struct WorkerCommand: AsyncParsableCommand {
         for id in ids where configuration.providers[id] == nil {
             throw ValidationError("unknown provider '\(id)'; known: \(configuration.providers.keys.sorted().joined(separator: ", "))")
         }
-        LLMGateway.installExecutor()
+        LLMGateway.installExecutor(threads: configuration.eventLoopThreads ?? 1)
         let logger = Logger(label: "llm-gateway.worker")
         let tracing = bootstrapTracing(serviceName: "llm-gateway-worker", configuration: configuration, logger: logger)
         let metrics = GatewayMetrics()
@@ -114,6 +115,7 @@ struct WorkerCommand: AsyncParsableCommand {
         logger.info("Worker starting", metadata: [
             "worker_id": "\(workerID)", "providers": "\(ids.joined(separator: ","))",
             "concurrency": "\(configuration.workerConcurrency)", "librdkafka": "\(librdkafkaVersion)",
+            "event_loop_threads": "\(NIOSingletons.groupLoopCountSuggestion)",
         ])
         try await group.run()
     }

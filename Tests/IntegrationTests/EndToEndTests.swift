@@ -39,6 +39,55 @@ extension Integration {
             }
         }
 
+        @Test func eventLoopThreadsFollowTheRoleDefaultOrTheSetting() async throws {
+            let stack = try GatewayStack()
+            try await withStack(stack) { stack in
+                try await stack.startMock()
+                let single = try await stack.startWorker()
+                // The six partitions of llm.jobs.openai (scripts/env.sh), the ones `/readyz` counts.
+                let every = 6
+                try await waitFor("the first worker owning every partition", timeout: .seconds(60)) {
+                    try await Self.assignedPartitions(port: stack.workerHTTPPorts[0]) == every
+                }
+                let double = try await stack.startWorker(extra: ["LLMGW_EVENT_LOOP_THREADS": "2"])
+                try await stack.startIngress(extra: ["LLMGW_EVENT_LOOP_THREADS": "3"])
+                let ingress = try #require(stack.ingress)
+                #expect(try Self.eventLoopThreads(of: single.pid) == 1, "a worker runs on one event loop by default")
+                #expect(try Self.eventLoopThreads(of: double.pid) == 2)
+                #expect(try Self.eventLoopThreads(of: ingress.pid) == 3)
+                // Both workers share the partitions; every query is answered whichever of them runs it.
+                for index in 0..<6 {
+                    let prompt = TestStack.unique("loops \(index)")
+                    let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": prompt])
+                    #expect(reply.status == 200, "\(reply.text)")
+                    #expect(reply.json?["response"] as? String == "mock reply: \(prompt)")
+                }
+                // The second worker leaves; the single-loop worker takes every partition back. (Waiting for it
+                // also keeps the next test's worker out of a rebalance that both leaving at once leaves open on
+                // Tansu.)
+                await double.stop()
+                try await waitFor("the single-loop worker owning every partition again", timeout: .seconds(60)) {
+                    try await Self.assignedPartitions(port: stack.workerHTTPPorts[0]) == every
+                }
+                let prompt = TestStack.unique("loops alone")
+                let reply = try await HTTP.post("\(stack.baseURL)/gateway/query", json: ["provider": "openai", "prompt": prompt])
+                #expect(reply.json?["response"] as? String == "mock reply: \(prompt)", "\(reply.text)")
+            }
+        }
+
+        static func assignedPartitions(port: Int) async throws -> Int {
+            try await HTTP.get("http://127.0.0.1:\(port)/readyz").json?["assigned_partitions"] as? Int ?? -1
+        }
+
+        /// The NIO event-loop threads of a process, by their names in /proc.
+        static func eventLoopThreads(of pid: Int32) throws -> Int {
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+            return tasks.filter { task in
+                let name = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
+                return name.hasPrefix("NIO-SGLTN-")
+            }.count
+        }
+
         @Test func syncQueryAnswersInTheSeedFormat() async throws {
             try await withStack(try await GatewayStack.start()) { stack in
                 let prompt = TestStack.unique("sync")

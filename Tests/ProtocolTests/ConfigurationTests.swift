@@ -25,6 +25,7 @@ struct ConfigurationTests {
         #expect(configuration.logLevel == "info")
         #expect(configuration.kafkaLingerMs == 0)
         #expect(configuration.dispatchHints == true)
+        #expect(configuration.eventLoopThreads == nil, "each role picks its own default")
         #expect(configuration.logPrompts == false)
         #expect(configuration.syncTimeout <= configuration.syncTimeoutMax)
         #expect(configuration.providers.mapValues(\.baseURL) == Self.builtInBaseURLs)
@@ -52,6 +53,7 @@ struct ConfigurationTests {
             "LLMGW_LOG_LEVEL": "DEBUG",
             "LLMGW_SYNC_TIMEOUT_SECONDS": "2.5",
             "LLMGW_WORKER_CONCURRENCY": "8",
+            "LLMGW_EVENT_LOOP_THREADS": "3",
         ])
         #expect(configuration.httpPort == 8080)
         #expect(configuration.kafkaBrokers == "kafka-0:9092, kafka-1:9093")
@@ -60,6 +62,7 @@ struct ConfigurationTests {
         #expect(configuration.logLevel == "debug")
         #expect(configuration.syncTimeout == 2.5)
         #expect(configuration.workerConcurrency == 8)
+        #expect(configuration.eventLoopThreads == 3)
     }
 
     @Test(
@@ -87,6 +90,8 @@ struct ConfigurationTests {
             (["LLMGW_MAX_BODY_BYTES": "-5"], "LLMGW_MAX_BODY_BYTES"),
             (["LLMGW_WORKER_CONCURRENCY": "0"], "LLMGW_WORKER_CONCURRENCY"),
             (["LLMGW_KAFKA_FETCH_WAIT_MS": "0"], "LLMGW_KAFKA_FETCH_WAIT_MS"),
+            (["LLMGW_EVENT_LOOP_THREADS": "0"], "LLMGW_EVENT_LOOP_THREADS"),
+            (["LLMGW_EVENT_LOOP_THREADS": "many"], "LLMGW_EVENT_LOOP_THREADS"),
             (["LLMGW_KAFKA_LINGER_MS": "-0.5"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_KAFKA_LINGER_MS": "1001"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_KAFKA_LINGER_MS": "soon"], "LLMGW_KAFKA_LINGER_MS"),
