@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// Every Prometheus metric of the gateway, defined once, with the calls that record them.
 ///
@@ -11,6 +12,26 @@ public final class GatewayMetrics: Sendable {
 
     /// The `Content-Type` of `exposition()`.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// The series made so far, by name and labels. The registry validates the name, the labels and the help
+    /// text on every lookup; each job records a dozen series, so the gateway asks the registry once per series.
+    private let series = Mutex(Series())
+
+    private struct Series {
+        var counters: [SeriesKey: Counter] = [:]
+        var gauges: [SeriesKey: Gauge] = [:]
+        var histograms: [SeriesKey: ValueHistogram] = [:]
+    }
+
+    private struct SeriesKey: Hashable {
+        var name: String
+        var labels: [String]
+
+        init(_ definition: Definition, _ labels: [(String, String)]) {
+            name = definition.name
+            self.labels = labels.flatMap { [$0.0, $0.1] }
+        }
+    }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -253,7 +274,9 @@ public final class GatewayMetrics: Sendable {
 
     /// Drops a partition's lag series once this process no longer consumes it.
     public func removeConsumerLag(topic: String, partition: Int32) {
-        registry.unregisterGauge(gauge(Names.consumerLag, [("topic", topic), ("partition", String(partition))]))
+        let labels = [("topic", topic), ("partition", String(partition))]
+        registry.unregisterGauge(gauge(Names.consumerLag, labels))
+        _ = series.withLock { $0.gauges.removeValue(forKey: SeriesKey(Names.consumerLag, labels)) }
     }
 
     /// One webhook delivery attempt.
@@ -264,15 +287,27 @@ public final class GatewayMetrics: Sendable {
     // MARK: - Registry access
 
     private func counter(_ definition: Definition, _ labels: [(String, String)] = []) -> Counter {
-        registry.makeCounter(descriptor: definition.descriptor, labels: labels)
+        let key = SeriesKey(definition, labels)
+        if let known = series.withLock({ $0.counters[key] }) { return known }
+        let made = registry.makeCounter(descriptor: definition.descriptor, labels: labels)
+        series.withLock { $0.counters[key] = made }
+        return made
     }
 
     private func gauge(_ definition: Definition, _ labels: [(String, String)] = []) -> Gauge {
-        registry.makeGauge(descriptor: definition.descriptor, labels: labels)
+        let key = SeriesKey(definition, labels)
+        if let known = series.withLock({ $0.gauges[key] }) { return known }
+        let made = registry.makeGauge(descriptor: definition.descriptor, labels: labels)
+        series.withLock { $0.gauges[key] = made }
+        return made
     }
 
     private func histogram(_ definition: Definition, _ labels: [(String, String)] = []) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: definition.descriptor, labels: labels, buckets: definition.buckets)
+        let key = SeriesKey(definition, labels)
+        if let known = series.withLock({ $0.histograms[key] }) { return known }
+        let made = registry.makeValueHistogram(descriptor: definition.descriptor, labels: labels, buckets: definition.buckets)
+        series.withLock { $0.histograms[key] = made }
+        return made
     }
 }
 

@@ -96,6 +96,10 @@ struct GatewayMetricsTests {
         metrics.removeConsumerLag(topic: "llm.jobs.openai", partition: 2)
         samples = Self.samples(metrics)
         #expect(samples[#"llmgw_consumer_lag{topic="llm.jobs.openai",partition="2"}"#] == nil)
+        // A partition assigned again gets its series back, not the removed one.
+        metrics.consumerLag(topic: "llm.jobs.openai", partition: 2, lag: 7)
+        samples = Self.samples(metrics)
+        #expect(samples[#"llmgw_consumer_lag{topic="llm.jobs.openai",partition="2"}"#] == 7)
     }
 
     /// The dashboard, the alert rules and the README use exactly the names defined here.
