@@ -23,6 +23,9 @@ final class RedisConnection: @unchecked Sendable {
     /// One entry per reply still to come, in the order the commands were written.
     private var inFlight = CircularBuffer<Slot>()
     private var flushScheduled = false
+    /// Fires at the oldest unanswered command's deadline. Replies come in order, so one timer per connection
+    /// watches them all; it re-arms for the next command still waiting.
+    private var watchdog: Scheduled<Void>?
     /// Digests of the scripts this connection's server has loaded (sent by `EVAL` since the connection opened).
     /// A restarted server breaks the connection, and a new connection starts empty.
     private var loadedScripts: Set<String> = []
@@ -145,13 +148,27 @@ final class RedisConnection: @unchecked Sendable {
             append(command, to: &buffer)
             inFlight.append(Slot(kind: .reply(request, index)))
         }
-        request.deadline = eventLoop.scheduleTask(in: timeout) { [weak channel] in
+        request.deadline = .now() + timeout
+        if watchdog == nil { armWatchdog(at: request.deadline, channel) }
+        channel.write(buffer, promise: nil)
+        scheduleFlush(channel)
+    }
+
+    /// Drops the connection when the oldest command still without a reply is past its deadline; otherwise
+    /// watches the next one.
+    private func armWatchdog(at deadline: NIODeadline, _ channel: any Channel) {
+        watchdog = eventLoop.scheduleTask(deadline: deadline) { [weak channel] in
+            self.watchdog = nil
             guard let channel, channel === self.channel else { return }
+            let oldest = self.inFlight.lazy.compactMap { slot -> NIODeadline? in
+                if case .reply(let request, _) = slot.kind { return request.deadline }
+                return nil
+            }.first
+            guard let oldest else { return }
+            guard oldest <= .now() else { return self.armWatchdog(at: oldest, channel) }
             self.logger.warning("Redis reply timed out; reconnecting")
             self.drop(channel, RedisError(code: .timeout, message: "no reply from Redis within \(self.timeout.nanoseconds / 1_000_000) ms"))
         }
-        channel.write(buffer, promise: nil)
-        scheduleFlush(channel)
     }
 
     /// A script goes by `EVALSHA` when this connection already loaded it.
@@ -212,6 +229,8 @@ final class RedisConnection: @unchecked Sendable {
         guard channel === self.channel else { return }
         self.channel = nil
         loadedScripts = []
+        watchdog?.cancel()
+        watchdog = nil
         let lost = error ?? RedisError(code: .connection, message: "connection lost")
         if running { logger.warning("Redis connection lost", metadata: ["error": "\(lost)"]) }
         var failed: [ObjectIdentifier: Request] = [:]
@@ -238,7 +257,8 @@ extension RedisConnection {
         let commands: [RedisCommand]
         var replies: [RedisValue]
         var remaining: Int
-        var deadline: Scheduled<Void>?
+        /// When the connection gives up on the reply (set when the commands are written).
+        var deadline = NIODeadline.distantFuture
         private var continuation: CheckedContinuation<[RedisValue], any Error>?
 
         init(commands: [RedisCommand], continuation: CheckedContinuation<[RedisValue], any Error>) {
@@ -249,13 +269,11 @@ extension RedisConnection {
         }
 
         func succeed() {
-            deadline?.cancel()
             continuation?.resume(returning: replies)
             continuation = nil
         }
 
         func fail(_ error: RedisError) {
-            deadline?.cancel()
             continuation?.resume(throwing: error)
             continuation = nil
         }

@@ -84,6 +84,27 @@ extension Integration {
             try await waitFor("the client to reconnect", timeout: .seconds(10)) { await redis.ping() }
         }
 
+        @Test func eachCommandGetsItsOwnDeadlineOnAConnection() async throws {
+            // One connection, 400 ms per reply: a PING, then 200 ms later a BLPOP that Redis answers after 300 ms.
+            // The BLPOP is within its own deadline though past the PING's, and must not be timed out by it.
+            let redis = RedisClient(
+                endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort), connections: 1, timeoutMs: 400,
+                logger: logger)
+            defer { redis.shutdown() }
+            let key = RedisArgument(TestStack.unique("llmgw:test:never-pushed"))
+            #expect(await redis.ping())
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await redis.command("BLPOP", key, "0.3") == .null)
+            // A reply later than its deadline still fails, and the connection is used again afterwards.
+            do {
+                try await redis.command("BLPOP", key, "1")
+                Issue.record("a reply after its deadline was accepted")
+            } catch {
+                #expect(error.code == .timeout)
+            }
+            #expect(await redis.ping())
+        }
+
         @Test func passwordAndDatabaseAreSentWhenConnecting() async throws {
             let server = try OwnRedis()
             try await server.start()
