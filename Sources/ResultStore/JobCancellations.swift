@@ -18,7 +18,8 @@ public final class JobCancellations: Sendable {
     private struct State {
         /// Watchers per job id.
         var watched: [String: Set<UInt64>] = [:]
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// What each watcher runs once its job is cancelled (`onCancel(_:_:)`).
+        var actions: [UInt64: @Sendable () -> Void] = [:]
         /// Watched jobs that were cancelled.
         var cancelled: Set<String> = []
         var nextToken: UInt64 = 0
@@ -52,43 +53,42 @@ public final class JobCancellations: Sendable {
         }
     }
 
-    /// Stops watching.
+    /// Stops watching; the watch's action (`onCancel(_:_:)`) no longer runs.
     public func end(_ watch: Watch) {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        state.withLock { state in
             state.watched[watch.id]?.remove(watch.token)
             if state.watched[watch.id]?.isEmpty == true {
                 state.watched[watch.id] = nil
                 state.cancelled.remove(watch.id)
             }
-            return state.waiters.removeValue(forKey: watch.token)
+            state.actions[watch.token] = nil
         }
-        continuation?.resume()
     }
 
-    /// Returns once the watched job is cancelled; returns early when the calling task is cancelled.
-    public func waitUntilCancelled(_ watch: Watch) async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.cancelled.contains(watch.id) || Task.isCancelled { return true }
-                    state.waiters[watch.token] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let continuation = state.withLock { $0.waiters.removeValue(forKey: watch.token) }
-            continuation?.resume()
+    /// Runs `action` once when the watched job is cancelled: at once when it already was, else when the
+    /// cancellation arrives, unless the watch ended first. A watch has one action; a second replaces the first.
+    public func onCancel(_ watch: Watch, _ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.cancelled.contains(watch.id) { return true }
+            guard state.watched[watch.id]?.contains(watch.token) == true else { return false }
+            state.actions[watch.token] = action
+            return false
         }
+        if now { action() }
+    }
+
+    /// Whether the watched job was cancelled while watched.
+    public func isCancelled(_ watch: Watch) -> Bool {
+        state.withLock { $0.cancelled.contains(watch.id) }
     }
 
     func cancelled(_ id: String) {
-        let continuations = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
             guard let tokens = state.watched[id] else { return [] }
             state.cancelled.insert(id)
-            return tokens.compactMap { state.waiters.removeValue(forKey: $0) }
+            return tokens.compactMap { state.actions.removeValue(forKey: $0) }
         }
-        for continuation in continuations { continuation.resume() }
+        for action in actions { action() }
     }
 
     private func recheckWatched() async {

@@ -237,24 +237,12 @@ public final class WorkerService: Service, Sendable {
         let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
         leases.hold(envelope.id, logger: logger)
         defer { leases.release(envelope.id) }
-        let run = await withTaskGroup(of: JobRunner.Run?.self) { group in
-            group.addTask { await self.runner.run(envelope, logger: logger, relay: relay) }
-            if let cancellations, let watch {
-                // A cancellation ends the group, which aborts the upstream call.
-                group.addTask {
-                    await cancellations.waitUntilCancelled(watch)
-                    return Task.isCancelled ? nil : WorkerLifecycle.cancelledRun(envelope)
-                }
-            }
-            var result: JobRunner.Run?
-            while let next = await group.next() {
-                if let next {
-                    result = next
-                    group.cancelAll()
-                }
-            }
-            return result
-        }
+        // The call runs in a task of its own, which a cancellation of the job (or of this worker) cancels: that
+        // aborts the upstream call. A job cancelled meanwhile ends `cancelled`, whatever the call returned.
+        let call = Task { await self.runner.run(envelope, logger: logger, relay: relay) }
+        if let cancellations, let watch { cancellations.onCancel(watch) { call.cancel() } }
+        var run: JobRunner.Run? = await withTaskCancellationHandler { await call.value } onCancel: { call.cancel() }
+        if let cancellations, let watch, cancellations.isCancelled(watch) { run = WorkerLifecycle.cancelledRun(envelope) }
         guard let run, !Task.isCancelled else {
             endpoints?.cancel()
             return false

@@ -370,6 +370,41 @@ extension Integration {
         }
     }
 
+    /// A worker's view of job cancellations, through the test Redis.
+    @Suite(.serialized)
+    struct Cancellations {
+        let logger = Logger(label: "test")
+
+        @Test func aWatchRunsItsActionOnceCancelledAndAnEndedWatchNever() async throws {
+            let endpoint = RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort)
+            let redis = RedisClient(endpoint: endpoint, logger: logger)
+            defer { redis.shutdown() }
+            let cancellations = JobCancellations(store: ResultStore(redis: redis, resultTTL: 600), endpoint: endpoint, timeoutMs: 1000, logger: logger)
+            defer { cancellations.shutdown() }
+            let (running, ended) = (TestStack.unique("job_running"), TestStack.unique("job_ended"))
+            let runs = NIOLockedValueBox<[String]>([])
+            let watch = cancellations.watch(running)
+            cancellations.onCancel(watch) { runs.withLockedValue { $0.append("running") } }
+            let gone = cancellations.watch(ended)
+            cancellations.onCancel(gone) { runs.withLockedValue { $0.append("ended") } }
+            cancellations.end(gone)
+            #expect(!cancellations.isCancelled(watch))
+            // The subscriber hears every message after the first one it got, in order: publish until it hears one.
+            try await waitFor("the cancellation of the running job", timeout: .seconds(10)) {
+                try await redis.command("PUBLISH", RedisArgument(RedisKeys.jobCancellations), RedisArgument(ended))
+                try await redis.command("PUBLISH", RedisArgument(RedisKeys.jobCancellations), RedisArgument(running))
+                return !runs.withLockedValue { $0 }.isEmpty
+            }
+            #expect(runs.withLockedValue { $0 } == ["running"], "the ended watch's action ran, or the action ran twice")
+            #expect(cancellations.isCancelled(watch))
+            // Registered after the cancellation, an action runs at once.
+            cancellations.onCancel(watch) { runs.withLockedValue { $0.append("late") } }
+            #expect(runs.withLockedValue { $0 } == ["running", "late"])
+            cancellations.end(watch)
+            #expect(!cancellations.isCancelled(watch))
+        }
+    }
+
     /// The Kafka module against the test broker.
     @Suite(.serialized)
     struct KafkaModule {
