@@ -18,11 +18,7 @@ public struct JobService: Sendable {
     public let metrics: GatewayMetrics
     let logger: Logger
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
+    private static let encoder = StreamingJSONEncoder()
 
     public init(configuration: GatewayConfiguration, store: ResultStore, producer: KafkaProducer, waiters: JobWaiters, metrics: GatewayMetrics, feed: JobEventFeed, logger: Logger) {
         self.configuration = configuration
@@ -92,7 +88,7 @@ public struct JobService: Sendable {
         envelope.tenancy = tenancy
         let payload: [UInt8]
         do {
-            payload = Array(try Self.encoder.encode(envelope))
+            payload = try Self.encoder.encode(envelope)
         } catch {
             throw .invalidRequest("The request could not be encoded.")
         }

@@ -23,11 +23,7 @@ public struct JobEventLog: Sendable {
     public let redis: RedisClient
     public var ttl: Int
     public var maxLength: Int
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
+    private static let encoder = StreamingJSONEncoder()
 
     public init(redis: RedisClient, ttl: Int, maxLength: Int) {
         self.redis = redis
@@ -52,7 +48,7 @@ public struct JobEventLog: Sendable {
 
     /// The commands that append one event, for callers that send them in a pipeline of their own.
     public func commands(jobID: String, type: JobEventType, _ payload: some Encodable) -> [[RedisArgument]] {
-        let data = (try? Self.encoder.encode(payload)).map { Array($0) } ?? Array("{}".utf8)
+        let data = (try? Self.encoder.encode(payload)) ?? Array("{}".utf8)
         return commands(jobID: jobID, type: type, data: data)
     }
 
@@ -68,7 +64,7 @@ public struct JobEventLog: Sendable {
 
     /// An event for a job's status-changing script to append in the same step (see `Scripts.appendEvent`).
     public func write(jobID: String, type: JobEventType, _ payload: some Encodable) -> JobEventWrite {
-        let data = (try? Self.encoder.encode(payload)).map { Array($0) } ?? Array("{}".utf8)
+        let data = (try? Self.encoder.encode(payload)) ?? Array("{}".utf8)
         return JobEventWrite(
             key: RedisKeys.jobEvents(jobID),
             arguments: [RedisArgument(maxLength), RedisArgument(ttl), RedisArgument(type.rawValue), RedisArgument(data)])
@@ -77,7 +73,7 @@ public struct JobEventLog: Sendable {
     /// Appends an encodable payload.
     @discardableResult
     public func append(jobID: String, type: JobEventType, _ payload: some Encodable) async throws(ResultStoreError) -> String {
-        let data = (try? Self.encoder.encode(payload)).map { Array($0) } ?? Array("{}".utf8)
+        let data = (try? Self.encoder.encode(payload)) ?? Array("{}".utf8)
         return try await append(jobID: jobID, type: type, data: data)
     }
 }

@@ -9,11 +9,7 @@ public struct ResultStore: Sendable {
     public let redis: RedisClient
     /// Seconds a finished job's record is kept.
     public var resultTTL: Int
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
+    private let encoder = StreamingJSONEncoder()
 
     public init(redis: RedisClient, resultTTL: Int) {
         self.redis = redis
@@ -179,13 +175,13 @@ public struct ResultStore: Sendable {
         switch outcome {
         case .completed(let completion):
             status = "completed"
-            payload = (try? encoder.encode(completion)).map { Array($0) } ?? []
-            if let value = completion.usage, let data = try? encoder.encode(value) { usage = Array(data) }
+            payload = (try? encoder.encode(completion)) ?? []
+            if let value = completion.usage, let data = try? encoder.encode(value) { usage = data }
         case .failed(let failure):
             status = "failed"
-            payload = (try? encoder.encode(failure)).map { Array($0) } ?? []
+            payload = (try? encoder.encode(failure)) ?? []
         }
-        let log = (try? encoder.encode(attemptLog)).map { Array($0) } ?? Array("[]".utf8)
+        let log = (try? encoder.encode(attemptLog)) ?? Array("[]".utf8)
         let arguments: [RedisArgument] = [
             RedisArgument(worker), RedisArgument(resultTTL), RedisArgument(Self.format(now)),
             RedisArgument(RedisKeys.notifyChannel(instance: "")), RedisArgument(id), RedisArgument(status),
