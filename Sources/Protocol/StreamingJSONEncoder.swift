@@ -5,7 +5,8 @@ import Foundation
 /// Foundation's `JSONEncoder` first builds a tree of the whole value, then writes it; this writes each value as it
 /// is encoded. The output means what `JSONEncoder` with `.withoutEscapingSlashes` writes, in the same notation:
 /// integral floating-point numbers without a fraction, `URL` as its absolute string, `Data` as Base64 and `Date` as
-/// seconds since 2001 (its default strategies). A non-finite number throws, as it does there. Members come in
+/// seconds since 2001 (its default strategies). A non-finite number throws, as it does there (without a coding
+/// path: none is tracked). Members come in
 /// encoding order (JSONEncoder on Linux writes them in its dictionary's order); canonical forms, which need sorted
 /// keys, keep `JSONEncoder` with `.sortedKeys`.
 public struct StreamingJSONEncoder: Sendable {
@@ -13,7 +14,7 @@ public struct StreamingJSONEncoder: Sendable {
 
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let writer = Writer()
-        try writer.value(value, depth: 0, codingPath: [])
+        try writer.value(value, depth: 0)
         writer.close(deeperThan: -1)
         return writer.bytes
     }
@@ -84,15 +85,15 @@ extension StreamingJSONEncoder {
         }
 
         /// Writes a whole value as the next thing at `depth` (a member, an element or the top level).
-        func value<T: Encodable>(_ value: T, depth: Int, codingPath: [any CodingKey]) throws {
+        func value<T: Encodable>(_ value: T, depth: Int) throws {
             // JSONEncoder's own representations; compared by type first, which is cheaper than a cast.
             if T.self == String.self { return string(value as! String) }
             if T.self == URL.self { return string((value as! URL).absoluteString) }
             if T.self == Data.self { return string((value as! Data).base64EncodedString()) }
-            if T.self == Date.self { return try number((value as! Date).timeIntervalSinceReferenceDate, codingPath) }
+            if T.self == Date.self { return try number((value as! Date).timeIntervalSinceReferenceDate) }
             if T.self == Decimal.self { return bytes.append(contentsOf: (value as! Decimal).description.utf8) }
             levels.append(Level(kind: .pending, count: 0))
-            try value.encode(to: LevelEncoder(writer: self, depth: levels.count - 1, codingPath: codingPath))
+            try value.encode(to: LevelEncoder(writer: self, depth: levels.count - 1))
             close(deeperThan: depth - 1)
         }
 
@@ -133,9 +134,9 @@ extension StreamingJSONEncoder {
             bytes.append(UInt8(ascii: "\""))
         }
 
-        func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F, _ codingPath: [any CodingKey]) throws {
+        func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F) throws {
             guard value.isFinite else {
-                throw EncodingError.invalidValue(value, .init(codingPath: codingPath, debugDescription: "\(value) is not valid in JSON"))
+                throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) is not valid in JSON"))
             }
             var text = value.description
             if text.hasSuffix(".0") { text.removeLast(2) }
@@ -159,35 +160,36 @@ extension StreamingJSONEncoder {
     struct LevelEncoder: Encoder {
         let writer: Writer
         let depth: Int
-        let codingPath: [any CodingKey]
+        /// Not tracked: building the path costs an array per nested value, and no encoded type reads it.
+        var codingPath: [any CodingKey] { [] }
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
             writer.open(.object, at: depth)
-            return KeyedEncodingContainer(KeyedContainer<Key>(writer: writer, depth: depth, codingPath: codingPath))
+            return KeyedEncodingContainer(KeyedContainer<Key>(writer: writer, depth: depth))
         }
 
         func unkeyedContainer() -> any UnkeyedEncodingContainer {
             writer.open(.array, at: depth)
-            return UnkeyedContainer(writer: writer, depth: depth, codingPath: codingPath)
+            return UnkeyedContainer(writer: writer, depth: depth)
         }
 
         func singleValueContainer() -> any SingleValueEncodingContainer {
             writer.open(.single, at: depth)
-            return SingleValueContainer(writer: writer, depth: depth, codingPath: codingPath)
+            return SingleValueContainer(writer: writer, depth: depth)
         }
     }
 
     struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let writer: Writer
         let depth: Int
-        let codingPath: [any CodingKey]
+        var codingPath: [any CodingKey] { [] }
 
         func encodeNil(forKey key: Key) throws { writer.key(key.stringValue, at: depth); writer.null() }
         func encode(_ value: Bool, forKey key: Key) throws { writer.key(key.stringValue, at: depth); writer.bool(value) }
         func encode(_ value: String, forKey key: Key) throws { writer.key(key.stringValue, at: depth); writer.string(value) }
-        func encode(_ value: Double, forKey key: Key) throws { writer.key(key.stringValue, at: depth); try writer.number(value, codingPath + [key]) }
-        func encode(_ value: Float, forKey key: Key) throws { writer.key(key.stringValue, at: depth); try writer.number(value, codingPath + [key]) }
+        func encode(_ value: Double, forKey key: Key) throws { writer.key(key.stringValue, at: depth); try writer.number(value) }
+        func encode(_ value: Float, forKey key: Key) throws { writer.key(key.stringValue, at: depth); try writer.number(value) }
         func encode(_ value: Int, forKey key: Key) throws { writer.key(key.stringValue, at: depth); writer.integer(value) }
         func encode(_ value: Int8, forKey key: Key) throws { writer.key(key.stringValue, at: depth); writer.integer(value) }
         func encode(_ value: Int16, forKey key: Key) throws { writer.key(key.stringValue, at: depth); writer.integer(value) }
@@ -201,19 +203,19 @@ extension StreamingJSONEncoder {
 
         func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             writer.key(key.stringValue, at: depth)
-            try writer.value(value, depth: depth + 1, codingPath: codingPath + [key])
+            try writer.value(value, depth: depth + 1)
         }
 
         func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
             writer.key(key.stringValue, at: depth)
             writer.nested(.object, depth: depth + 1)
-            return KeyedEncodingContainer(KeyedContainer<NestedKey>(writer: writer, depth: depth + 1, codingPath: codingPath + [key]))
+            return KeyedEncodingContainer(KeyedContainer<NestedKey>(writer: writer, depth: depth + 1))
         }
 
         func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
             writer.key(key.stringValue, at: depth)
             writer.nested(.array, depth: depth + 1)
-            return UnkeyedContainer(writer: writer, depth: depth + 1, codingPath: codingPath + [key])
+            return UnkeyedContainer(writer: writer, depth: depth + 1)
         }
 
         func superEncoder() -> any Encoder {
@@ -227,21 +229,21 @@ extension StreamingJSONEncoder {
         private func superEncoder(named name: String) -> any Encoder {
             writer.key(name, at: depth)
             writer.levels.append(Writer.Level(kind: .pending, count: 0))
-            return LevelEncoder(writer: writer, depth: depth + 1, codingPath: codingPath)
+            return LevelEncoder(writer: writer, depth: depth + 1)
         }
     }
 
     struct UnkeyedContainer: UnkeyedEncodingContainer {
         let writer: Writer
         let depth: Int
-        let codingPath: [any CodingKey]
+        var codingPath: [any CodingKey] { [] }
         var count: Int { writer.levels.indices.contains(depth) ? writer.levels[depth].count : 0 }
 
         func encodeNil() throws { writer.element(at: depth); writer.null() }
         func encode(_ value: Bool) throws { writer.element(at: depth); writer.bool(value) }
         func encode(_ value: String) throws { writer.element(at: depth); writer.string(value) }
-        func encode(_ value: Double) throws { writer.element(at: depth); try writer.number(value, codingPath) }
-        func encode(_ value: Float) throws { writer.element(at: depth); try writer.number(value, codingPath) }
+        func encode(_ value: Double) throws { writer.element(at: depth); try writer.number(value) }
+        func encode(_ value: Float) throws { writer.element(at: depth); try writer.number(value) }
         func encode(_ value: Int) throws { writer.element(at: depth); writer.integer(value) }
         func encode(_ value: Int8) throws { writer.element(at: depth); writer.integer(value) }
         func encode(_ value: Int16) throws { writer.element(at: depth); writer.integer(value) }
@@ -255,38 +257,38 @@ extension StreamingJSONEncoder {
 
         func encode<T: Encodable>(_ value: T) throws {
             writer.element(at: depth)
-            try writer.value(value, depth: depth + 1, codingPath: codingPath)
+            try writer.value(value, depth: depth + 1)
         }
 
         func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
             writer.element(at: depth)
             writer.nested(.object, depth: depth + 1)
-            return KeyedEncodingContainer(KeyedContainer<NestedKey>(writer: writer, depth: depth + 1, codingPath: codingPath))
+            return KeyedEncodingContainer(KeyedContainer<NestedKey>(writer: writer, depth: depth + 1))
         }
 
         func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
             writer.element(at: depth)
             writer.nested(.array, depth: depth + 1)
-            return UnkeyedContainer(writer: writer, depth: depth + 1, codingPath: codingPath)
+            return UnkeyedContainer(writer: writer, depth: depth + 1)
         }
 
         func superEncoder() -> any Encoder {
             writer.element(at: depth)
             writer.levels.append(Writer.Level(kind: .pending, count: 0))
-            return LevelEncoder(writer: writer, depth: depth + 1, codingPath: codingPath)
+            return LevelEncoder(writer: writer, depth: depth + 1)
         }
     }
 
     struct SingleValueContainer: SingleValueEncodingContainer {
         let writer: Writer
         let depth: Int
-        let codingPath: [any CodingKey]
+        var codingPath: [any CodingKey] { [] }
 
         func encodeNil() throws { writer.null() }
         func encode(_ value: Bool) throws { writer.bool(value) }
         func encode(_ value: String) throws { writer.string(value) }
-        func encode(_ value: Double) throws { try writer.number(value, codingPath) }
-        func encode(_ value: Float) throws { try writer.number(value, codingPath) }
+        func encode(_ value: Double) throws { try writer.number(value) }
+        func encode(_ value: Float) throws { try writer.number(value) }
         func encode(_ value: Int) throws { writer.integer(value) }
         func encode(_ value: Int8) throws { writer.integer(value) }
         func encode(_ value: Int16) throws { writer.integer(value) }
@@ -302,7 +304,7 @@ extension StreamingJSONEncoder {
             // The value takes this depth's place: its own container opens here.
             writer.levels[depth].kind = .pending
             writer.levels.removeLast(writer.levels.count - depth)
-            try writer.value(value, depth: depth, codingPath: codingPath)
+            try writer.value(value, depth: depth)
             writer.levels.append(Writer.Level(kind: .single, count: 1))
         }
     }
