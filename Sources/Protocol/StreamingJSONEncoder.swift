@@ -36,8 +36,9 @@ extension StreamingJSONEncoder {
             var count: Int
         }
 
-        var bytes: [UInt8] = []
-        var levels: [Level] = []
+        // Only this encoding touches them, one call at a time: no dynamic exclusivity checks on every write.
+        @exclusivity(unchecked) var bytes: [UInt8] = []
+        @exclusivity(unchecked) var levels: [Level] = []
 
         init() {
             bytes.reserveCapacity(512)
@@ -105,33 +106,35 @@ extension StreamingJSONEncoder {
 
         func string(_ string: String) {
             bytes.append(UInt8(ascii: "\""))
-            var plain = true
-            for byte in string.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                plain = false
-                break
-            }
-            if plain {
-                bytes.append(contentsOf: string.utf8)
-            } else {
-                for byte in string.utf8 {
-                    switch byte {
-                    case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
-                    case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-                    case 0x0A: bytes.append(contentsOf: #"\n"#.utf8)
-                    case 0x0D: bytes.append(contentsOf: #"\r"#.utf8)
-                    case 0x09: bytes.append(contentsOf: #"\t"#.utf8)
-                    case 0x08: bytes.append(contentsOf: #"\b"#.utf8)
-                    case 0x0C: bytes.append(contentsOf: #"\f"#.utf8)
-                    case ..<0x20:
-                        let hex = Array("0123456789abcdef".utf8)
-                        bytes.append(contentsOf: #"\u00"#.utf8)
-                        bytes.append(hex[Int(byte >> 4)])
-                        bytes.append(hex[Int(byte & 0xF)])
-                    default: bytes.append(byte)
-                    }
+            let written: Void? = string.utf8.withContiguousStorageIfAvailable { escaped($0) }
+            if written == nil { Array(string.utf8).withUnsafeBufferPointer { escaped($0) } }
+            bytes.append(UInt8(ascii: "\""))
+        }
+
+        /// Appends UTF-8 text with JSON's escapes, copying the runs between them whole.
+        private func escaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+            var run = 0
+            for index in utf8.indices {
+                let byte = utf8[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<index]))
+                run = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+                case 0x0A: bytes.append(contentsOf: #"\n"#.utf8)
+                case 0x0D: bytes.append(contentsOf: #"\r"#.utf8)
+                case 0x09: bytes.append(contentsOf: #"\t"#.utf8)
+                case 0x08: bytes.append(contentsOf: #"\b"#.utf8)
+                case 0x0C: bytes.append(contentsOf: #"\f"#.utf8)
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    bytes.append(contentsOf: #"\u00"#.utf8)
+                    bytes.append(hex[Int(byte >> 4)])
+                    bytes.append(hex[Int(byte & 0xF)])
                 }
             }
-            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run...]))
         }
 
         func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F) throws {
