@@ -98,6 +98,12 @@ extension StreamingJSONEncoder {
             close(deeperThan: depth - 1)
         }
 
+        /// The encoder of a value that is the next thing at `depth - 1`, as a super encoder hands out.
+        func pendingEncoder(depth: Int) -> LevelEncoder {
+            levels.append(Level(kind: .pending, count: 0))
+            return LevelEncoder(writer: self, depth: depth)
+        }
+
         /// Opens a nested container as the next thing at `depth - 1`.
         func nested(_ kind: Kind, depth: Int) {
             levels.append(Level(kind: .pending, count: 0))
@@ -231,8 +237,7 @@ extension StreamingJSONEncoder {
 
         private func superEncoder(named name: String) -> any Encoder {
             writer.key(name, at: depth)
-            writer.levels.append(Writer.Level(kind: .pending, count: 0))
-            return LevelEncoder(writer: writer, depth: depth + 1)
+            return writer.pendingEncoder(depth: depth + 1)
         }
     }
 
@@ -277,8 +282,7 @@ extension StreamingJSONEncoder {
 
         func superEncoder() -> any Encoder {
             writer.element(at: depth)
-            writer.levels.append(Writer.Level(kind: .pending, count: 0))
-            return LevelEncoder(writer: writer, depth: depth + 1)
+            return writer.pendingEncoder(depth: depth + 1)
         }
     }
 
