@@ -96,7 +96,7 @@ public struct GatewayConfiguration: Sendable {
     /// `LLMGW_EVENT_LOOP_THREADS`: the event-loop threads that run a process's network I/O and its Swift tasks;
     /// `nil` for the role's default: one per CPU for the ingress, one for a worker. A worker spends its time
     /// waiting on providers, and on one loop its job's steps (broker record, Redis, provider call) stay on one
-    /// thread instead of waking another: on the 2-core benchmark box, 9 % less CPU per job. Scale workers out by
+    /// thread instead of waking another: on the 2-core benchmark box, 8–19 % less CPU per job. Scale workers out by
     /// process (the consumer group shares the partitions); a busy ingress needs every CPU (cache hits).
     public var eventLoopThreads: Int?
     /// `LLMGW_KAFKA_SESSION_TIMEOUT_MS`: the consumer group session timeout, 10 s.
