@@ -88,17 +88,23 @@ def free_port() -> int:
 
 
 def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Starts a process in its own process group, logging to .work/run/<name>.log."""
+    """Starts a process in its own process group, logging to .work/run/<name>.log.
+
+    It stays in the harness's session. Linux's autogroup scheduler (on by default in Debian's and Ubuntu's kernels)
+    gives every session an equal share of the CPUs, so a process in a session of its own (setsid) becomes a tenant
+    of its own: the gateway's five processes were scheduled as five equal tenants, capping the busiest of them
+    whatever the others needed, while LiteLLM's workers shared one. In one session the kernel schedules threads, as
+    on a host without autogroup, and every contender is treated alike."""
     logfile = open(RUN / f"{name}.log", "wb")
     process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT,
-                               env={**os.environ, **(env or {})}, start_new_session=True)
+                               env={**os.environ, **(env or {})}, process_group=0)
     STARTED.append(process)
     return process
 
 
 def stop_all() -> None:
-    # Each process we started leads its own group (start_new_session), so this reaches uvicorn's and nginx's
-    # children and nothing else.
+    # Each process we started leads its own process group, so this reaches uvicorn's and nginx's children and
+    # nothing else.
     for process in reversed(STARTED):
         if process.poll() is None:
             try:
@@ -895,7 +901,8 @@ def write_report(results: dict, contenders: dict[str, Contender], info: dict, st
     lines += ["| | |", "|---|---|"] + [f"| {k} | {val} |" for k, val in v.items()]
     layout = (f"wrk ({S.wrk_threads} thread) pinned with `taskset -c {S.wrk_cpus}`" if S.wrk_cpus
               else f"wrk ({S.wrk_threads} thread) unpinned")
-    lines += [f"| layout | {layout}; every server unpinned (the scheduler spreads them over all CPUs) |",
+    lines += [f"| layout | {layout}; every server unpinned (the scheduler spreads them over all CPUs), each in its own process group "
+              "within the harness's session (one autogroup: the kernel shares the CPUs by thread, not by process) |",
               f"| settings | {S.rounds} rounds; {S.latency_duration:g} s per c=1 run, {S.duration:g} s per c={S.connections} run, "
               f"{S.warmup:g} s warm-up; {S.stream_requests} streams per round; {S.async_jobs} async jobs per round; "
               f"LLMGW_KAFKA_FETCH_WAIT_MS={S.fetch_wait_ms or 'the default'}; a fresh gateway stack (Redis, Tansu, worker, ingress) "

@@ -81,10 +81,11 @@ struct IngressCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
+        let nice = configuration.nice.map { CPUPriority.lower(to: $0, logger: logger) } ?? CPUPriority.current
         logger.info("Ingress starting", metadata: [
             "address": "\(configuration.httpHost):\(configuration.httpPort)", "librdkafka": "\(librdkafkaVersion)",
             "redis": "\(configuration.redis)", "brokers": "\(configuration.kafkaBrokers)",
-            "event_loop_threads": "\(NIOSingletons.groupLoopCountSuggestion)",
+            "event_loop_threads": "\(NIOSingletons.groupLoopCountSuggestion)", "nice": "\(nice)",
         ])
         try await group.run()
     }

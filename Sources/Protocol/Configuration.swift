@@ -99,6 +99,12 @@ public struct GatewayConfiguration: Sendable {
     /// thread instead of waking another: on the 2-core benchmark box, 8–19 % less CPU per job. Scale workers out by
     /// process (the consumer group shares the partitions); a busy ingress needs every CPU (cache hits).
     public var eventLoopThreads: Int?
+    /// `LLMGW_NICE`: the CPU niceness a process lowers itself to (0–19, never raised back); `nil` for the role's
+    /// default: 10 for a worker, the ingress unchanged. When the ingress and its workers share a host and its CPUs
+    /// are saturated, the ingress then answers first and accepted jobs wait in the broker ("queued instead of
+    /// refused"); the workers catch up once the CPUs have room. In a container of its own a process has no
+    /// neighbour to yield to, so this changes nothing there.
+    public var nice: Int?
     /// `LLMGW_KAFKA_SESSION_TIMEOUT_MS`: the consumer group session timeout, 10 s.
     public var kafkaSessionTimeoutMs = 10_000
     /// `LLMGW_KAFKA_FETCH_WAIT_MS`: the broker's maximum fetch wait, 50 ms. Jobs that a client waits for start
@@ -179,6 +185,7 @@ public struct GatewayConfiguration: Sendable {
         configuration.redisTimeoutMs = try reader.integer("LLMGW_REDIS_TIMEOUT_MS", in: 10...60_000) ?? configuration.redisTimeoutMs
         configuration.workerConcurrency = try reader.integer("LLMGW_WORKER_CONCURRENCY", in: 1...10_000) ?? configuration.workerConcurrency
         configuration.eventLoopThreads = try reader.integer("LLMGW_EVENT_LOOP_THREADS", in: 1...1_024) ?? configuration.eventLoopThreads
+        configuration.nice = try reader.integer("LLMGW_NICE", in: 0...19) ?? configuration.nice
         configuration.kafkaSessionTimeoutMs = try reader.integer("LLMGW_KAFKA_SESSION_TIMEOUT_MS", in: 1_000...300_000) ?? configuration.kafkaSessionTimeoutMs
         configuration.kafkaFetchWaitMs = try reader.integer("LLMGW_KAFKA_FETCH_WAIT_MS", in: 1...10_000) ?? configuration.kafkaFetchWaitMs
         configuration.kafkaLingerMs = try reader.number("LLMGW_KAFKA_LINGER_MS", in: 0...1_000) ?? configuration.kafkaLingerMs

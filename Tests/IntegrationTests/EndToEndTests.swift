@@ -39,7 +39,7 @@ extension Integration {
             }
         }
 
-        @Test func eventLoopThreadsFollowTheRoleDefaultOrTheSetting() async throws {
+        @Test func eventLoopThreadsAndNiceFollowTheRoleDefaultOrTheSetting() async throws {
             let stack = try GatewayStack()
             try await withStack(stack) { stack in
                 try await stack.startMock()
@@ -49,12 +49,19 @@ extension Integration {
                 try await waitFor("the first worker owning every partition", timeout: .seconds(60)) {
                     try await Self.assignedPartitions(port: stack.workerHTTPPorts[0]) == every
                 }
-                let double = try await stack.startWorker(extra: ["LLMGW_EVENT_LOOP_THREADS": "2"])
+                let double = try await stack.startWorker(extra: ["LLMGW_EVENT_LOOP_THREADS": "2", "LLMGW_NICE": "3"])
                 try await stack.startIngress(extra: ["LLMGW_EVENT_LOOP_THREADS": "3"])
                 let ingress = try #require(stack.ingress)
                 #expect(try Self.eventLoopThreads(of: single.pid) == 1, "a worker runs on one event loop by default")
                 #expect(try Self.eventLoopThreads(of: double.pid) == 2)
                 #expect(try Self.eventLoopThreads(of: ingress.pid) == 3)
+                // A worker yields the CPUs to the ingress by default (nice 10), every thread that does its work; the
+                // setting overrides it; the ingress keeps the niceness it started with (this test's). Nothing lowers
+                // a niceness that is higher already.
+                let started = Int(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid())))
+                #expect(try Self.workingThreadsNiceness(of: single.pid) == [max(started, 10)])
+                #expect(try Self.workingThreadsNiceness(of: double.pid) == [max(started, 3)])
+                #expect(try Self.workingThreadsNiceness(of: ingress.pid) == [started])
                 // Both workers share the partitions; every query is answered whichever of them runs it.
                 for index in 0..<6 {
                     let prompt = TestStack.unique("loops \(index)")
@@ -86,6 +93,30 @@ extension Integration {
                 let name = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
                 return name.hasPrefix("NIO-SGLTN-")
             }.count
+        }
+
+        /// The niceness of the threads that run a gateway process's work: its main thread, the NIO event loops and
+        /// librdkafka's threads. (libdispatch sets its own pool threads' priorities from their QoS.)
+        static func workingThreadsNiceness(of pid: Int32) throws -> Set<Int> {
+            let working = try niceness(of: pid) { name in
+                name == "llm-gateway" || name.hasPrefix("NIO-SGLTN-") || name.hasPrefix("rdk:")
+            }
+            #expect(working.count >= 3, "main, an event loop and librdkafka's main thread at least")
+            return Set(working)
+        }
+
+        /// The niceness of each thread of a process whose name `threads` accepts, from /proc/<pid>/task/*/stat.
+        static func niceness(of pid: Int32, threads: (String) -> Bool) throws -> [Int] {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").compactMap { task in
+                let name = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
+                guard threads(name.trimmingCharacters(in: .newlines)),
+                      let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                      let end = stat.lastIndex(of: ")")
+                else { return nil }
+                // After "pid (comm)" come the fields from the third on; the niceness is the 19th.
+                let fields = stat[stat.index(after: end)...].split(separator: " ")
+                return fields.count > 16 ? Int(fields[16]) : nil
+            }
         }
 
         @Test func syncQueryAnswersInTheSeedFormat() async throws {

@@ -26,6 +26,7 @@ struct ConfigurationTests {
         #expect(configuration.kafkaLingerMs == 0)
         #expect(configuration.dispatchHints == true)
         #expect(configuration.eventLoopThreads == nil, "each role picks its own default")
+        #expect(configuration.nice == nil, "each role picks its own default")
         #expect(configuration.logPrompts == false)
         #expect(configuration.syncTimeout <= configuration.syncTimeoutMax)
         #expect(configuration.providers.mapValues(\.baseURL) == Self.builtInBaseURLs)
@@ -54,6 +55,7 @@ struct ConfigurationTests {
             "LLMGW_SYNC_TIMEOUT_SECONDS": "2.5",
             "LLMGW_WORKER_CONCURRENCY": "8",
             "LLMGW_EVENT_LOOP_THREADS": "3",
+            "LLMGW_NICE": "0",
         ])
         #expect(configuration.httpPort == 8080)
         #expect(configuration.kafkaBrokers == "kafka-0:9092, kafka-1:9093")
@@ -63,6 +65,7 @@ struct ConfigurationTests {
         #expect(configuration.syncTimeout == 2.5)
         #expect(configuration.workerConcurrency == 8)
         #expect(configuration.eventLoopThreads == 3)
+        #expect(configuration.nice == 0, "0 keeps a worker at the ingress's priority")
     }
 
     @Test(
@@ -92,6 +95,9 @@ struct ConfigurationTests {
             (["LLMGW_KAFKA_FETCH_WAIT_MS": "0"], "LLMGW_KAFKA_FETCH_WAIT_MS"),
             (["LLMGW_EVENT_LOOP_THREADS": "0"], "LLMGW_EVENT_LOOP_THREADS"),
             (["LLMGW_EVENT_LOOP_THREADS": "many"], "LLMGW_EVENT_LOOP_THREADS"),
+            (["LLMGW_NICE": "-5"], "LLMGW_NICE"),
+            (["LLMGW_NICE": "20"], "LLMGW_NICE"),
+            (["LLMGW_NICE": "low"], "LLMGW_NICE"),
             (["LLMGW_KAFKA_LINGER_MS": "-0.5"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_KAFKA_LINGER_MS": "1001"], "LLMGW_KAFKA_LINGER_MS"),
             (["LLMGW_KAFKA_LINGER_MS": "soon"], "LLMGW_KAFKA_LINGER_MS"),
