@@ -29,6 +29,9 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     public func encode(to encoder: any Encoder) throws {
+        if case .object(let object) = self {
+            return try Self.encode(object, to: encoder)
+        }
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -37,8 +40,25 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .double(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
+        case .object: break  // above
         }
+    }
+
+    /// An object's members in the order of their keys, so that every encoder writes the same bytes for equal
+    /// values (a `Dictionary`'s own order changes from process to process). The cache key relies on it.
+    private static func encode(_ object: [String: JSONValue], to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: MemberKey.self)
+        for key in object.keys.sorted() {
+            try container.encode(object[key]!, forKey: MemberKey(key))
+        }
+    }
+
+    private struct MemberKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ key: String) { stringValue = key }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     public subscript(key: String) -> JSONValue? {

@@ -6,9 +6,10 @@ import Foundation
 /// is encoded. The output means what `JSONEncoder` with `.withoutEscapingSlashes` writes, in the same notation:
 /// integral floating-point numbers without a fraction, `URL` as its absolute string, `Data` as Base64 and `Date` as
 /// seconds since 2001 (its default strategies). A non-finite number throws, as it does there (without a coding
-/// path: none is tracked). Members come in
-/// encoding order (JSONEncoder on Linux writes them in its dictionary's order); canonical forms, which need sorted
-/// keys, keep `JSONEncoder` with `.sortedKeys`.
+/// path: none is tracked). Members come in encoding order: a struct's in the order its `encode(to:)` writes them, a
+/// `JSONValue` object's by key, a `Dictionary`'s in its own order, which changes from process to process
+/// (JSONEncoder on Linux writes every keyed container in its dictionary's order). The cache key's canonical form
+/// uses it; provider request bodies keep `JSONEncoder` with `.sortedKeys` (every member sorted).
 public struct StreamingJSONEncoder: Sendable {
     public init() {}
 

@@ -74,18 +74,16 @@ public enum ResponseCacheKey {
         var fallbacks: [String]
     }
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private static let encoder = StreamingJSONEncoder()
 
-    /// The canonical bytes that are hashed: sorted-key JSON, with `stream` dropped (it does not change the answer).
+    /// The canonical bytes that are hashed: the request's JSON with `stream` dropped (it does not change the
+    /// answer). Its members come in the order of their declaration and pass-through objects in the order of their
+    /// keys (`JSONValue`), so equal requests give equal bytes in every process.
     public static func canonicalBytes(_ job: NormalizedJob) -> [UInt8] {
         var request = job.request
         request.stream = nil
         let canonical = Canonical(provider: job.provider, request: request, fallbacks: job.fallbacks.map(\.description))
-        return (try? encoder.encode(canonical)).map { Array($0) } ?? []
+        return (try? encoder.encode(canonical)) ?? []
     }
 
     /// The hex digest of the canonical request.

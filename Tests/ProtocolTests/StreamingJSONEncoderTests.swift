@@ -115,6 +115,19 @@ struct StreamingJSONEncoderTests {
         #expect(try Self.normalized(StreamingJSONEncoder().encode(Small())) == Self.normalized(Self.foundation(Small())))
     }
 
+    @Test("a JSONValue object's members come by key, whatever its dictionary's order")
+    func jsonValueObjectsAreSorted() throws {
+        // Forty keys: a dictionary that happened to keep them in order is one chance in 40!.
+        let keys = (0..<40).map { "k\(String($0, radix: 36))\($0 % 7)" }
+        let object = JSONValue.object(Dictionary(uniqueKeysWithValues: keys.map { ($0, JSONValue.array([.int(1), .object(["b": .null, "a": .bool(true)])])) }))
+        let expected = "{" + keys.sorted().map { #""\#($0)":[1,{"a":true,"b":null}]"# }.joined(separator: ",") + "}"
+        #expect(String(decoding: try StreamingJSONEncoder().encode(object), as: UTF8.self) == expected)
+        let sorted = JSONEncoder()
+        sorted.outputFormatting = .sortedKeys
+        #expect(String(decoding: try sorted.encode(object), as: UTF8.self) == expected, "and as JSONEncoder sorts them")
+        #expect(try JSONDecoder().decode(JSONValue.self, from: Data(expected.utf8)) == object)
+    }
+
     @Test("top-level strings, numbers, nil, arrays and empty values")
     func topLevel() throws {
         #expect(try StreamingJSONEncoder().encode("a\"b") == Array(#""a\"b""#.utf8))
