@@ -112,8 +112,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(services: all, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        // The ingress answers first when they share the CPUs; the broker holds what the worker has not reached yet.
-        let nice = CPUPriority.lower(to: configuration.nice ?? 10, logger: logger)
+        let nice = configuration.nice.map { CPUPriority.lower(to: $0, logger: logger) } ?? CPUPriority.current
         logger.info("Worker starting", metadata: [
             "worker_id": "\(workerID)", "providers": "\(ids.joined(separator: ","))",
             "concurrency": "\(configuration.workerConcurrency)", "librdkafka": "\(librdkafkaVersion)",

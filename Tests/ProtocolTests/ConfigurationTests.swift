@@ -26,7 +26,7 @@ struct ConfigurationTests {
         #expect(configuration.kafkaLingerMs == 0)
         #expect(configuration.dispatchHints == true)
         #expect(configuration.eventLoopThreads == nil, "each role picks its own default")
-        #expect(configuration.nice == nil, "each role picks its own default")
+        #expect(configuration.nice == nil, "processes keep the niceness they started with")
         #expect(configuration.logPrompts == false)
         #expect(configuration.syncTimeout <= configuration.syncTimeoutMax)
         #expect(configuration.providers.mapValues(\.baseURL) == Self.builtInBaseURLs)
@@ -65,7 +65,7 @@ struct ConfigurationTests {
         #expect(configuration.syncTimeout == 2.5)
         #expect(configuration.workerConcurrency == 8)
         #expect(configuration.eventLoopThreads == 3)
-        #expect(configuration.nice == 0, "0 keeps a worker at the ingress's priority")
+        #expect(configuration.nice == 0)
     }
 
     @Test(
