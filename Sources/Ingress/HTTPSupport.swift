@@ -34,7 +34,7 @@ enum HTTPSupport {
         }
         guard body.readableBytes > 0 else { throw GatewayError.invalidRequest("The request body is empty; expected a JSON object.", code: "invalid_json") }
         do {
-            return try JSONDecoder().decode(type, from: body)
+            return try body.withUnsafeReadableBytes { try IndexedJSONDecoder().decode(type, from: $0) }
         } catch let error as DecodingError {
             throw GatewayError.invalidRequest(describe(error), param: path(of: error), code: "invalid_json")
         }

@@ -169,11 +169,11 @@ extension IngressRoutes {
                 ChatCompletionChunk(id: chunkID, created: created, model: model, choices: [.init(delta: delta, finishReason: finishReason)], usage: nil)
             }
             try await writer.write(SSE.event(nil, id: nil, json: chunk(.init(role: "assistant", content: ""))))
-            let decoder = JSONDecoder()
+            let decoder = IndexedJSONDecoder()
             try await followJob(id, after: nil) { item in
                 switch item {
                 case .event(let event):
-                    guard event.type == .delta, let delta = try? decoder.decode(ChatDelta.self, from: Data(event.data)) else { return }
+                    guard event.type == .delta, let delta = try? decoder.decode(ChatDelta.self, from: event.data) else { return }
                     if let text = delta.text, !text.isEmpty {
                         try await writer.write(SSE.event(nil, id: nil, json: chunk(.init(content: text))))
                     }

@@ -3,14 +3,14 @@ import Protocol
 
 /// JSON helpers shared by the adapters.
 enum WireJSON {
-    // Shared: both are safe to use from several tasks at once, and making one per call costs more than the
-    // small bodies they handle.
+    // Shared: safe to use from several tasks at once, and making one per call costs more than the small bodies
+    // it handles.
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
-    private static let decoder = JSONDecoder()
+    private static let decoder = IndexedJSONDecoder()
 
     /// Encodes with sorted keys, so a request body is byte-for-byte reproducible.
     static func encode(_ value: some Encodable) throws -> [UInt8] {
@@ -19,7 +19,7 @@ enum WireJSON {
 
     static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], provider: String) throws -> T {
         do {
-            return try decoder.decode(type, from: Data(body))
+            return try decoder.decode(type, from: body)
         } catch {
             throw UpstreamError(
                 errorClass: .protocolViolation,

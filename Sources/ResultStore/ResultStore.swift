@@ -241,14 +241,14 @@ public struct ResultStoreError: Error, Sendable, Hashable, CustomStringConvertib
 
 /// Builds a `JobRecord` from the fields of the job hash.
 enum JobRecordCodec {
-    private static let decoder = JSONDecoder()
+    private static let decoder = IndexedJSONDecoder()
 
     static func decode(_ fields: [String: [UInt8]]) -> JobRecord? {
         func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
         func number(_ name: String) -> Double? { text(name).flatMap(Double.init) }
         func json<T: Decodable>(_ type: T.Type, _ name: String) -> T? {
             guard let bytes = fields[name], !bytes.isEmpty else { return nil }
-            return try? decoder.decode(type, from: Data(bytes))
+            return try? decoder.decode(type, from: bytes)
         }
         guard let id = text("id"), let status = text("status").flatMap(JobStatus.init(rawValue:)) else { return nil }
         return JobRecord(

@@ -12,8 +12,8 @@ import Tracing
 /// finished jobs recognised and skipped).
 public final class WorkerService: Service, Sendable {
     public let workerID: String
-    /// Decodes the records' job envelopes (shared: safe across tasks, and cheaper than one per record).
-    static let envelopeDecoder = JSONDecoder()
+    /// Decodes the records' job envelopes.
+    static let envelopeDecoder = IndexedJSONDecoder()
 
     let configuration: GatewayConfiguration
     let consumer: KafkaConsumer
@@ -153,7 +153,7 @@ public final class WorkerService: Service, Sendable {
     private func run(_ message: KafkaMessage) async {
         let envelope: JobEnvelope
         do {
-            envelope = try Self.envelopeDecoder.decode(JobEnvelope.self, from: Data(message.value))
+            envelope = try Self.envelopeDecoder.decode(JobEnvelope.self, from: message.value)
         } catch {
             // The record key is the job id.
             var logger = self.logger
@@ -172,7 +172,7 @@ public final class WorkerService: Service, Sendable {
     /// Runs a hint's copy of a record. An undecodable copy, or one of another job, is left to the record.
     /// - Returns: `true` when the job's outcome is persisted (or it needs no work).
     private func runCopy(_ copy: KafkaMessage, of id: String) async -> Bool {
-        guard let envelope = try? Self.envelopeDecoder.decode(JobEnvelope.self, from: Data(copy.value)), envelope.id == id else {
+        guard let envelope = try? Self.envelopeDecoder.decode(JobEnvelope.self, from: copy.value), envelope.id == id else {
             logger.debug("Dispatch hint with an unreadable record ignored", metadata: ["job_id": "\(id)"])
             return false
         }

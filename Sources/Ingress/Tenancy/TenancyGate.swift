@@ -111,7 +111,7 @@ public struct TenancyGate: Sendable {
             state, tokens: plan.tokens, costMicros: plan.costMicros, period: plan.period, now: plan.now,
             cacheKey: plan.readsCache ? plan.cacheKey : nil, recording: recording)
         if plan.readsCache {
-            let hit = decision?.cached.flatMap { try? JSONDecoder().decode(CachedResponse.self, from: Data($0)) }
+            let hit = decision?.cached.flatMap { try? IndexedJSONDecoder().decode(CachedResponse.self, from: $0) }
             events.cacheLookup(hit != nil)
             if let hit {
                 state.setCache("HIT")
