@@ -231,6 +231,8 @@ extension IndexedJSONDecoder {
         let nodes: [Node]
 
         init(copying source: UnsafeBufferPointer<UInt8>) throws {
+            // Nodes keep offsets in 32 bits.
+            guard source.count < Int(UInt32.max) else { throw IndexedJSONDecoder.invalid("The document is larger than 4 GiB.") }
             count = source.count
             bytes = .allocate(capacity: max(count, 1))
             if let base = source.baseAddress { bytes.initialize(from: base, count: count) }
