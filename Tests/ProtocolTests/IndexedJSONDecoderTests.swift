@@ -148,6 +148,52 @@ struct IndexedJSONDecoderTests {
         #expect(Outcome { try IndexedJSONDecoder().decode(JobSubmission.self, from: Array(#"{"deadline":"soon"}"#.utf8)).prompt } == .error("dataCorrupted", path: "deadline"))
     }
 
+    /// Random documents from a fixed seed: nested values with escapes, non-ASCII text, every number notation and
+    /// random whitespace, each also damaged by deleting, doubling or replacing one byte.
+    @Test("random documents, whole and damaged, decode to JSONDecoder's JSONValue or fail where it fails")
+    func randomDocuments() throws {
+        var random = SeededGenerator(seed: 0x15_1DE7)
+        let pieces: [String] = ["a", "é", "日本", "🎉", "\\n", "\\\"", "\\/", "\\u00e9", "\\ud83d\\ude00", "\\u0000", " ", "key", "\\t"]
+        let numbers: [String] = ["0", "-0", "7", "-42", "1.5", "-0.25", "1e3", "2E-2", "1.0", "9223372036854775807", "-9223372036854775808",
+                                 "9223372036854775808", "123456789012345678901234567890", "1e308", "4.9e-324", "0.1"]
+        func space() -> String { ["", "", " ", "\n", "\t ", "\r\n"].randomElement(using: &random)! }
+        func text() -> String { "\"" + (0..<Int.random(in: 0...4, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined() + "\"" }
+        func value(_ depth: Int) -> String {
+            switch Int.random(in: 0..<(depth > 3 ? 4 : 7), using: &random) {
+            case 0: return numbers.randomElement(using: &random)!
+            case 1: return text()
+            case 2: return ["true", "false", "null"].randomElement(using: &random)!
+            case 3: return numbers.randomElement(using: &random)!
+            case 4, 5:
+                let members = (0..<Int.random(in: 0...4, using: &random)).map { _ in space() + text() + space() + ":" + space() + value(depth + 1) + space() }
+                return "{" + members.joined(separator: ",") + "}"
+            default:
+                return "[" + (0..<Int.random(in: 0...4, using: &random)).map { _ in space() + value(depth + 1) + space() }.joined(separator: ",") + "]"
+            }
+        }
+        var checked = 0
+        var failures = 0
+        for _ in 0..<400 {
+            let document = Array((space() + value(0) + space()).utf8)
+            var damaged = document
+            let at = Int.random(in: 0..<damaged.count, using: &random)
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0: damaged.remove(at: at)
+            case 1: damaged.insert(damaged[at], at: at)
+            default: damaged[at] = Array("{}[]\",:\\0-e.x".utf8).randomElement(using: &random)!
+            }
+            for bytes in [document, damaged] {
+                let indexed = try? IndexedJSONDecoder().decode(JSONValue.self, from: bytes)
+                let foundation = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+                #expect(indexed == foundation, "\(String(decoding: bytes, as: UTF8.self))")
+                checked += 1
+                if foundation == nil { failures += 1 }
+            }
+        }
+        // Every whole document is valid; some damaged ones are not.
+        #expect(checked == 800 && failures > 50 && failures < 400, "\(failures) of \(checked) failed")
+    }
+
     @Test("a number out of its type's range names its field, where JSONDecoder names none")
     func rangeErrorsNameTheField() {
         let outcome = Self.both(Outer.self, #"{"a":[],"n":300}"#)
