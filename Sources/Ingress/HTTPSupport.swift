@@ -36,37 +36,35 @@ enum HTTPSupport {
         do {
             return try body.withUnsafeReadableBytes { try IndexedJSONDecoder().decode(type, from: $0) }
         } catch let error as DecodingError {
-            throw GatewayError.invalidRequest(describe(error), param: path(of: error), code: "invalid_json")
+            throw invalidJSON(error)
         }
     }
 
-    private static func path(of error: DecodingError) -> String? {
-        let context: DecodingError.Context
-        switch error {
-        case .typeMismatch(_, let value), .valueNotFound(_, let value), .dataCorrupted(let value): context = value
-        case .keyNotFound(let key, let value):
-            return (value.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-        @unknown default: return nil
-        }
-        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        return path.isEmpty ? nil : path
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
+    /// The 400 for a body that did not decode, naming the field as OpenAI does (`messages.[0].role`).
+    static func invalidJSON(_ error: DecodingError) -> GatewayError {
+        let message: String
+        let path: [any CodingKey]
         switch error {
         case .dataCorrupted(let context) where context.codingPath.isEmpty:
-            return "The request body is not valid JSON."
-        case .keyNotFound(let key, _):
-            return "Missing required field '\(key.stringValue)'."
+            return .invalidRequest("The request body is not valid JSON.", code: "invalid_json")
+        case .keyNotFound(let key, let context):
+            path = context.codingPath + [key]
+            message = "Missing required field '\(render(path))'."
         case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return "Field '\(field)' has the wrong type; expected \(type)."
+            path = context.codingPath
+            message = "Field '\(render(path))' has the wrong type; expected \(type)."
         case .dataCorrupted(let context):
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return "Field '\(field)' is invalid."
+            path = context.codingPath
+            message = "Field '\(render(path))' is invalid."
         @unknown default:
-            return "The request body is invalid."
+            return .invalidRequest("The request body is invalid.", code: "invalid_json")
         }
+        return .invalidRequest(message, param: path.isEmpty ? nil : render(path), code: "invalid_json")
+    }
+
+    /// `messages.[0].role`: member names, and array indices in brackets.
+    private static func render(_ path: [any CodingKey]) -> String {
+        path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 }
 
