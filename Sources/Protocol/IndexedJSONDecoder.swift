@@ -296,16 +296,21 @@ extension IndexedJSONDecoder {
         }
 
         func integer<T: FixedWidthInteger>(_ type: T.Type, at index: Int) throws -> T {
+            guard nodes[index].kind == .number else { throw mismatch(T.self, at: index) }
+            if let value = exactInteger(T.self, at: index) { return value }
             let node = nodes[index]
-            guard node.kind == .number else { throw mismatch(T.self, at: index) }
             let text = UnsafeBufferPointer(start: bytes + Int(node.start), count: Int(node.length))
-            if node.flags & Node.fractional == 0, let value = Self.integer(T.self, text) { return value }
-            // `1.0` and `1e2` are integers too, as JSONDecoder reads them.
-            if node.flags & Node.fractional != 0, let double = Double(String(decoding: text, as: UTF8.self)), double.isFinite,
-               let value = T(exactly: double) {
-                return value
-            }
             throw corrupted("Number \(String(decoding: text, as: UTF8.self)) does not fit in \(T.self).", at: index)
+        }
+
+        /// A number node's value as `T`, or `nil` when `T` does not hold it exactly (no error is built).
+        private func exactInteger<T: FixedWidthInteger>(_ type: T.Type, at index: Int) -> T? {
+            let node = nodes[index]
+            let text = UnsafeBufferPointer(start: bytes + Int(node.start), count: Int(node.length))
+            if node.flags & Node.fractional == 0 { return Self.integer(T.self, text) }
+            // `1.0` and `1e2` are integers too, as JSONDecoder reads them.
+            guard let double = Double(String(decoding: text, as: UTF8.self)), double.isFinite else { return nil }
+            return T(exactly: double)
         }
 
         func double(at index: Int) throws -> Double {
@@ -336,7 +341,7 @@ extension IndexedJSONDecoder {
             case .string: return .string(try string(at: index))
             case .number:
                 // As `JSONValue.init(from:)` reads it: an integer when `Int64` holds it exactly, else a double.
-                if let value = try? integer(Int64.self, at: index) { return .int(value) }
+                if let value = exactInteger(Int64.self, at: index) { return .int(value) }
                 if let value = try? double(at: index) { return .double(value) }
                 // Out of range for every number: the error `JSONValue.init(from:)` ends with, from its last try.
                 throw mismatch([String: Any].self, at: index)
