@@ -174,6 +174,12 @@ extension Integration {
                 try expectError(try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "nope", "prompt": "x"]), status: 400, code: "unknown_provider")
                 try expectError(try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai"]), status: 400, code: "invalid_request")
                 try expectError(try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": 5]), status: 400, code: "invalid_json")
+                // A missing field names its path as OpenAI does, in `param` and in the message.
+                let roleless = try await HTTP.post("\(stack.baseURL)/v1/chat/completions", json: ["model": "openai/gpt-4o-mini", "messages": [["content": "hi"]]])
+                try expectError(roleless, status: 400, code: "invalid_json")
+                let detail = try #require(roleless.json?["error"] as? [String: Any])
+                #expect(detail["param"] as? String == "messages.[0].role", "\(roleless.text)")
+                #expect(detail["message"] as? String == "Missing required field 'messages.[0].role'.", "\(roleless.text)")
                 try expectError(try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": "x", "temperature": 9]), status: 400, code: "invalid_request")
                 let big = String(repeating: "a", count: 4096)
                 try expectError(try await HTTP.post("\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": big]), status: 413, code: "request_too_large")
