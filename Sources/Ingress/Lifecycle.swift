@@ -265,13 +265,15 @@ struct LifecycleRoutes: Sendable {
             envelope.replyTo = nil
             envelope.deadline = nil
             let payload = Array((try? JSONEncoder().encode(envelope)) ?? Data(bytes))
+            // Read before producing: once the record is on the topic a worker may already be running it, and the
+            // answer is the state this call set.
+            let record = try await jobs.record(id: id)
             do {
                 try await jobs.producer.send(topic: Topics.jobs(provider: envelope.provider, lane: envelope.lane ?? .interactive), key: Array(id.utf8), value: payload)
             } catch {
                 try? await store.restoreStatus(id: id, status: previous, now: Date().timeIntervalSince1970)
                 throw GatewayError.unavailable("The job queue is unavailable; the job was not re-driven. Retry shortly.", code: "queue_unavailable")
             }
-            let record = try await jobs.record(id: id)
             return HTTPSupport.json(record, status: .accepted, headers: [.location: "/gateway/jobs/\(id)"])
         case .refused(let status):
             throw GatewayError(
