@@ -259,15 +259,21 @@ struct LifecycleRoutes: Sendable {
         case .queued(let previous, let bytes):
             guard var envelope = try? JSONDecoder().decode(JobEnvelope.self, from: Data(bytes)) else {
                 try? await store.restoreStatus(id: id, status: previous, now: Date().timeIntervalSince1970)
-                throw GatewayError(status: 409, message: "The job \(id) has no readable request to run again.", type: "invalid_request_error", code: "job_not_retryable")
+                throw Self.noRequest(id)
             }
             // Nobody waits on the original request any more, and its deadline is lifted by the explicit retry.
             envelope.replyTo = nil
             envelope.deadline = nil
             let payload = Array((try? JSONEncoder().encode(envelope)) ?? Data(bytes))
             // Read before producing: once the record is on the topic a worker may already be running it, and the
-            // answer is the state this call set.
-            let record = try await jobs.record(id: id)
+            // answer is the state this call set. A job that cannot be answered for is not re-driven either.
+            let record: JobRecord?
+            do {
+                record = try await jobs.record(id: id)
+            } catch {
+                try? await store.restoreStatus(id: id, status: previous, now: Date().timeIntervalSince1970)
+                throw error
+            }
             do {
                 try await jobs.producer.send(topic: Topics.jobs(provider: envelope.provider, lane: envelope.lane ?? .interactive), key: Array(id.utf8), value: payload)
             } catch {
@@ -279,9 +285,15 @@ struct LifecycleRoutes: Sendable {
             throw GatewayError(
                 status: 409, message: "Only failed or expired jobs can be retried; the job \(id) is '\(status.rawValue)'.",
                 type: "invalid_request_error", param: "id", code: "job_not_retryable")
+        case .noRequest:
+            throw Self.noRequest(id)
         case .unknown:
             throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found")
         }
+    }
+
+    private static func noRequest(_ id: String) -> GatewayError {
+        GatewayError(status: 409, message: "The job \(id) has no readable request to run again.", type: "invalid_request_error", code: "job_not_retryable")
     }
 
     private func call<T>(_ body: () async throws -> T) async throws(GatewayError) -> T {

@@ -23,16 +23,19 @@ enum LifecycleScripts {
     """)
 
     /// KEYS: job hash. ARGV: ttl seconds.
-    /// Returns `{"queued", previous status}` when a failed or expired job was reset to queued, `{"refused", status}`
-    /// for any other status, or `{"unknown", ""}`.
+    /// Returns `{"queued", previous status, request}` when a failed or expired job was reset to queued,
+    /// `{"refused", status}` for any other status, `{"no_request", status}` when the job kept no request to run
+    /// (nothing changed), or `{"unknown", ""}`.
     static let requeue: RedisScript = """
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', ''} end
     if status ~= 'failed' and status ~= 'expired' then return {'refused', status} end
+    local request = redis.call('HGET', KEYS[1], 'request')
+    if not request then return {'no_request', status} end
     redis.call('HDEL', KEYS[1], 'error', 'result', 'usage', 'completed_at', 'started_at', 'reply_to', 'deadline', 'webhooks')
     redis.call('HSET', KEYS[1], 'status', 'queued')
     redis.call('EXPIRE', KEYS[1], ARGV[1])
-    return {'queued', status}
+    return {'queued', status, request}
     """
 
     /// KEYS: idempotency key. ARGV: `<job id> <request fingerprint>`, ttl seconds.
@@ -88,10 +91,13 @@ extension ResultStore {
         case queued(previous: JobStatus, envelope: [UInt8])
         /// The job's status does not allow a retry.
         case refused(JobStatus)
+        /// The job kept no request to run again; it was left as it was.
+        case noRequest(JobStatus)
         case unknown
     }
 
-    /// Resets a failed or expired job to `queued`, for `POST /admin/jobs/{id}/retry`.
+    /// Resets a failed or expired job to `queued` and returns its request, in one step, for
+    /// `POST /admin/jobs/{id}/retry`.
     public func requeue(id: String) async throws(ResultStoreError) -> RequeueResult {
         let reply = try await storeCall {
             try await redis.eval(LifecycleScripts.requeue, keys: [RedisKeys.job(id)], arguments: [RedisArgument(resultTTL)])
@@ -100,9 +106,10 @@ extension ResultStore {
         let status = parts.count > 1 ? JobStatus(rawValue: parts[1].string ?? "") : nil
         switch parts.first?.string {
         case "queued":
-            guard let envelope = try await request(id: id) else { return .unknown }
+            guard parts.count > 2, let envelope = parts[2].bytes else { return .noRequest(status ?? .failed) }
             return .queued(previous: status ?? .failed, envelope: envelope)
         case "refused": return .refused(status ?? .completed)
+        case "no_request": return .noRequest(status ?? .failed)
         default: return .unknown
         }
     }

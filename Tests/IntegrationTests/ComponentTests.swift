@@ -368,6 +368,32 @@ extension Integration {
             #expect(try await store.record(id: id) == nil)
             #expect(try await store.start(id: id, worker: "a", leaseMs: 1000, now: 1) == .unknown)
         }
+
+        @Test func requeueResetsAFailedJobAndHandsBackItsRequestInOneStep() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let failure = JobFailure(message: "boom", type: "upstream_error", code: "upstream_error")
+            func failedJob() async throws -> String {
+                let id = try await newJob(store)
+                _ = try await store.start(id: id, worker: "a", leaseMs: 5000, now: 1)
+                #expect(try await store.finish(id: id, worker: "a", outcome: .failed(failure), attemptLog: [], provider: "openai", model: "m", now: 2))
+                return id
+            }
+
+            let id = try await failedJob()
+            #expect(try await store.requeue(id: id) == .queued(previous: .failed, envelope: Array("{}".utf8)))
+            let record = try #require(try await store.record(id: id))
+            #expect(record.status == .queued)
+            #expect(record.error == nil && record.completedAt == nil)
+            #expect(try await store.requeue(id: id) == .refused(.queued))
+
+            // A job that kept no request is left as it was, not queued with nothing to produce.
+            let bare = try await failedJob()
+            _ = try await store.redis.command("HDEL", RedisArgument(RedisKeys.job(bare)), "request")
+            #expect(try await store.requeue(id: bare) == .noRequest(.failed))
+            #expect(try #require(try await store.record(id: bare)).status == .failed)
+            #expect(try await store.requeue(id: JobID.make(milliseconds: 1)) == .unknown)
+        }
     }
 
     /// A worker's view of job cancellations, through the test Redis.
