@@ -138,7 +138,17 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strict),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Protocol", "MockProvider"], swiftSettings: strict),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"], swiftSettings: strict),
-        .testTarget(name: "IngressTests", dependencies: ["Ingress"], swiftSettings: strict),
+        .testTarget(
+            name: "IngressTests",
+            dependencies: [
+                "Ingress", "Telemetry",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "WorkerTests", dependencies: ["Worker"], swiftSettings: strict),
         .testTarget(
             name: "TelemetryTests",

@@ -12,18 +12,23 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         let started = ContinuousClock.now
         let method = request.method.rawValue
         metrics.httpRequestsInFlight(1)
+        let ended: @Sendable (Int) -> Void = { [metrics] status in
+            metrics.httpRequest(route: Self.route(context), method: method, status: status, duration: ContinuousClock.now - started)
+            metrics.httpRequestsInFlight(-1)
+        }
         do {
             var response = try await next(request, context)
-            let status = response.status.code
-            response.body = response.body.afterWrite { [metrics] in
-                metrics.httpRequest(route: Self.route(context), method: method, status: status, duration: ContinuousClock.now - started)
-                metrics.httpRequestsInFlight(-1)
+            let status = Int(response.status.code)
+            if response.body.contentLength != nil {
+                // A body of known length is already in memory, and Hummingbird writes it in one go.
+                ended(status)
+            } else {
+                // A stream (server-sent events): the request lasts until its last event is written.
+                response.body = response.body.afterWrite { ended(status) }
             }
             return response
         } catch {
-            let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            metrics.httpRequest(route: Self.route(context), method: method, status: status, duration: ContinuousClock.now - started)
-            metrics.httpRequestsInFlight(-1)
+            ended(Int((error as? any HTTPResponseError)?.status.code ?? 500))
             throw error
         }
     }

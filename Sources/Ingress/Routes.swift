@@ -23,8 +23,15 @@ public struct IngressRoutes: Sendable {
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.middlewares.add(HTTPMetricsMiddleware(metrics: jobs.metrics))
-        router.middlewares.add(TracingMiddleware())
-        router.middlewares.add(LogRequestsMiddleware(.debug))
+        if configuration.otlpTracesEndpoint == nil {
+            router.middlewares.add(TraceContextMiddleware())
+        } else {
+            router.middlewares.add(TracingMiddleware())
+        }
+        // The request line is logged at debug: at a higher level the middleware would only cost a layer.
+        if let level = Logger.Level(rawValue: configuration.logLevel), level <= .debug {
+            router.middlewares.add(LogRequestsMiddleware(.debug))
+        }
         router.middlewares.add(TenancyMiddleware(gate: tenancy))
         router.middlewares.add(OpenAIErrorMiddleware())
         router.get("/metrics") { _, _ in jobs.metrics.response() }
