@@ -47,7 +47,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let client = ProviderClient(timeouts: .init(
             connect: configuration.providerConnectTimeout,
             firstByte: configuration.providerFirstByteTimeout,
-            total: configuration.providerTimeout))
+            total: configuration.providerTimeout),
+            spans: configuration.exportsSpans)
         let runner = JobRunner(providers: configuration.providers, client: client, maxAttempts: configuration.providerMaxAttempts)
         let workerID = instanceID(role: "worker")
         let cancellations = JobCancellations(store: store, endpoint: configuration.redisSettings, timeoutMs: configuration.redisTimeoutMs, logger: logger)

@@ -172,24 +172,31 @@ public struct JobService: Sendable {
         var traceparent: String?
     }
 
-    /// Produces a job record in a producer span whose `traceparent` travels in the record's headers, so that the
-    /// worker's span joins the request's trace.
+    /// Produces a job record whose headers carry the request's `traceparent`, so that the worker joins the
+    /// request's trace: from a producer span when spans are exported, else from the request's context.
     private func enqueue(id: String, topic: String, payload: [UInt8]) async -> Result<Enqueued, KafkaError> {
-        await withSpan("\(topic) publish", ofKind: .producer) { span -> Result<Enqueued, KafkaError> in
+        guard configuration.exportsSpans else {
+            return await produce(id: id, topic: topic, payload: payload, headers: (ServiceContext.current ?? .topLevel).kafkaHeaders())
+        }
+        return await withSpan("\(topic) publish", ofKind: .producer) { span -> Result<Enqueued, KafkaError> in
             span.attributes["messaging.system"] = "kafka"
             span.attributes["messaging.destination.name"] = topic
             span.attributes["messaging.message.id"] = id
-            let started = ContinuousClock.now
-            let headers = span.context.kafkaHeaders()
-            do throws(KafkaError) {
-                let position = try await producer.send(topic: topic, key: Array(id.utf8), value: payload, headers: headers)
-                metrics.enqueue(duration: ContinuousClock.now - started)
-                let traceparent = headers.last(where: { $0.name == "traceparent" }).map { String(decoding: $0.value, as: UTF8.self) }
-                return .success(Enqueued(position: position, traceparent: traceparent))
-            } catch {
-                span.recordError(error)
-                return .failure(error)
-            }
+            let result = await produce(id: id, topic: topic, payload: payload, headers: span.context.kafkaHeaders())
+            if case .failure(let error) = result { span.recordError(error) }
+            return result
+        }
+    }
+
+    private func produce(id: String, topic: String, payload: [UInt8], headers: [(name: String, value: [UInt8])]) async -> Result<Enqueued, KafkaError> {
+        let started = ContinuousClock.now
+        do throws(KafkaError) {
+            let position = try await producer.send(topic: topic, key: Array(id.utf8), value: payload, headers: headers)
+            metrics.enqueue(duration: ContinuousClock.now - started)
+            let traceparent = headers.last(where: { $0.name == "traceparent" }).map { String(decoding: $0.value, as: UTF8.self) }
+            return .success(Enqueued(position: position, traceparent: traceparent))
+        } catch {
+            return .failure(error)
         }
     }
 

@@ -23,10 +23,10 @@ public struct IngressRoutes: Sendable {
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.middlewares.add(HTTPMetricsMiddleware(metrics: jobs.metrics))
-        if configuration.otlpTracesEndpoint == nil {
-            router.middlewares.add(TraceContextMiddleware())
-        } else {
+        if configuration.exportsSpans {
             router.middlewares.add(TracingMiddleware())
+        } else {
+            router.middlewares.add(TraceContextMiddleware())
         }
         // The request line is logged at debug: at a higher level the middleware would only cost a layer.
         if let level = Logger.Level(rawValue: configuration.logLevel), level <= .debug {

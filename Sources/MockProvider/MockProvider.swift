@@ -38,7 +38,9 @@ public enum MockProvider {
                 if let dialect = request.uri.queryParameters.get("dialect") {
                     return jsonResponse(["prompt": prompt, "dialect": dialect, "calls": stats.calls(for: prompt, dialect: dialect)])
                 }
-                return jsonResponse(["prompt": prompt, "calls": stats.calls(for: prompt)])
+                var answer: [String: Any] = ["prompt": prompt, "calls": stats.calls(for: prompt)]
+                if let traceparent = stats.traceparent(for: prompt) { answer["traceparent"] = traceparent }
+                return jsonResponse(answer)
             }
             let snapshot = stats.snapshot()
             return jsonResponse(["total": snapshot.total, "calls": snapshot.byPrompt])
@@ -69,7 +71,7 @@ public enum MockProvider {
         }
 
         let script = MockScript(prompt: prompt.lastUserText)
-        let (call, dialectCall) = stats.record(prompt.lastUserText, dialect: dialect.name)
+        let (call, dialectCall) = stats.record(prompt.lastUserText, dialect: dialect.name, traceparent: headers["traceparent"])
         let delay = script.delayMs ?? options.delayMs
         if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
         if script.hang {
@@ -125,20 +127,23 @@ public enum MockProvider {
     }
 }
 
-/// Counts calls per prompt, so tests can tell how often the provider was really called.
+/// Counts calls per prompt, so tests can tell how often the provider was really called, and in which trace.
 final class CallStats: Sendable {
     private struct State {
         var total = 0
         var byPrompt: [String: Int] = [:]
         var byDialect: [String: [String: Int]] = [:]
+        /// The `traceparent` of each prompt's latest call that sent one.
+        var traceparents: [String: String] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
 
     /// Records a call and returns its number for this prompt, from 1, overall and in `dialect`.
-    func record(_ prompt: String, dialect: String) -> (call: Int, dialectCall: Int) {
+    func record(_ prompt: String, dialect: String, traceparent: String?) -> (call: Int, dialectCall: Int) {
         state.withLockedValue { state in
             state.total += 1
+            if let traceparent { state.traceparents[prompt] = traceparent }
             let count = (state.byPrompt[prompt] ?? 0) + 1
             state.byPrompt[prompt] = count
             let dialectCount = (state.byDialect[dialect]?[prompt] ?? 0) + 1
@@ -148,6 +153,8 @@ final class CallStats: Sendable {
     }
 
     func calls(for prompt: String) -> Int { state.withLockedValue { $0.byPrompt[prompt] ?? 0 } }
+
+    func traceparent(for prompt: String) -> String? { state.withLockedValue { $0.traceparents[prompt] } }
 
     func calls(for prompt: String, dialect: String) -> Int { state.withLockedValue { $0.byDialect[dialect]?[prompt] ?? 0 } }
 

@@ -23,10 +23,13 @@ public struct ProviderClient: Sendable {
 
     let http: HTTPClient
     let timeouts: Timeouts
+    /// Whether each call runs in a client span of its own (spans are exported); else the call carries the job's
+    /// trace context as it is.
+    let spans: Bool
     /// The largest response body accepted from a provider.
     let maxResponseBytes = 32 * 1024 * 1024
 
-    public init(timeouts: Timeouts) {
+    public init(timeouts: Timeouts, spans: Bool = true) {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(Int64(timeouts.connect * 1000)), read: .milliseconds(Int64(timeouts.firstByte * 1000)))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
@@ -37,11 +40,13 @@ public struct ProviderClient: Sendable {
         configuration.tracing.tracer = nil
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeouts = timeouts
+        self.spans = spans
     }
 
-    /// One non-streamed call, in a client span whose `traceparent` goes to the provider.
+    /// One non-streamed call, in a client span (when `spans`) whose `traceparent` goes to the provider.
     /// - Throws: `UpstreamError`, classified.
     public func complete(_ chat: ChatRequest, adapter: any ProviderAdapter) async throws(UpstreamError) -> ChatCompletion {
+        guard spans else { return try await completeInSpan(chat, adapter: adapter) }
         let result: Result<ChatCompletion, UpstreamError> = await withSpan("\(adapter.settings.id) chat", ofKind: .client) { span in
             span.attributes["gen_ai.system"] = adapter.settings.id
             span.attributes["gen_ai.request.model"] = chat.model

@@ -29,6 +29,7 @@ extension ProviderClient {
     /// before the next bytes are read, so nothing is buffered.
     /// - Throws: `StreamFailure`, with the classified `UpstreamError`.
     public func stream(_ chat: ChatRequest, adapter: any ProviderAdapter, relay: DeltaRelay) async throws(StreamFailure) -> StreamedCompletion {
+        guard spans else { return try await streamInSpan(chat, adapter: adapter, relay: relay) }
         // A client span, like `complete`'s, whose `traceparent` goes to the provider.
         let result: Result<StreamedCompletion, StreamFailure> = await withSpan("\(adapter.settings.id) chat", ofKind: .client) { span in
             span.attributes["gen_ai.system"] = adapter.settings.id

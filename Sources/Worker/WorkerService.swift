@@ -179,10 +179,16 @@ public final class WorkerService: Service, Sendable {
         return await processInSpan(envelope, copy)
     }
 
-    /// Processes a decoded job in a consumer span that continues the trace of the request that enqueued it.
+    /// Processes a decoded job in the trace of the request that enqueued it: in a consumer span when spans are
+    /// exported, else in the trace context the record carries (its log lines and provider call join that trace).
     private func processInSpan(_ envelope: JobEnvelope, _ message: KafkaMessage) async -> Bool {
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(envelope.id)"
+        guard configuration.exportsSpans else {
+            return await ServiceContext.$current.withValue(.extracted(fromKafkaHeaders: message.headers)) {
+                await process(envelope, message: message, logger: logger)
+            }
+        }
         return await withSpan("\(message.topic) process", context: .extracted(fromKafkaHeaders: message.headers), ofKind: .consumer) { span in
             span.attributes["messaging.system"] = "kafka"
             span.attributes["messaging.destination.name"] = message.topic

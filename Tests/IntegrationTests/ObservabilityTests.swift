@@ -151,6 +151,11 @@ extension Integration {
                     #expect(line["trace_id"] as? String == traceID, "\(line)")
                     #expect((line["span_id"] as? String)?.count == 16, "\(line)")
                 }
+                // The provider call carried the trace on, in its own traceparent.
+                let encoded = prompt.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? prompt
+                let stats = try await HTTP.get("\(stack.mockURL)/mock/stats?prompt=\(encoded)").json
+                let sent = try #require(stats?["traceparent"] as? String, "\(stats ?? [:])")
+                #expect(sent.split(separator: "-").map(String.init).dropFirst().first == traceID, "\(sent)")
                 let ingressLines = try Self.lines(of: try #require(stack.ingress))
                 let enqueued = try #require(ingressLines.first { $0["job_id"] as? String == id && $0["msg"] as? String == "Job enqueued" })
                 #expect(enqueued["trace_id"] as? String == traceID)
