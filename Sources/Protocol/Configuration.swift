@@ -144,6 +144,7 @@ public struct GatewayConfiguration: Sendable {
     /// Whether spans leave the process (an OTLP endpoint is configured). Without, the gateway still carries each
     /// request's trace context (log lines, Kafka headers, provider calls) but starts no span that nothing would read.
     public var exportsSpans: Bool { otlpTracesEndpoint != nil }
+
     /// `LLMGW_OPENAI_COMPATIBLE`: extra OpenAI-compatible providers by id (`vllm,ollama`), each read from
     /// `<ID>_BASE_URL`, `<ID>_API_KEY` and `<ID>_DEFAULT_MODEL`.
     public var providers: [String: ProviderSettings] = [:]

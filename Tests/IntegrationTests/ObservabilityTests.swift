@@ -168,6 +168,49 @@ extension Integration {
             }
         }
 
+        /// With an OTLP endpoint both processes export spans, all in the request's trace: the request's and the
+        /// producer's from the ingress, the job's and the provider call's from the worker. (Without one, the
+        /// processes start no span beyond the request's, which the test above covers.)
+        @Test func spansAreExportedWhenAnEndpointIsSet() async throws {
+            let collector = OTLPCollector()
+            try await collector.start()
+            try await collector.whileRunning { try await withStack(try GatewayStack(extra: ["LLMGW_AUTH": "disabled"])) { stack in
+                let otlp = ["LLMGW_OTLP_ENDPOINT": "http://127.0.0.1:\(collector.port)", "OTEL_BSP_SCHEDULE_DELAY": "200"]
+                try await stack.startMock()
+                try await stack.startWorker(extra: otlp)
+                try await stack.startIngress(extra: otlp)
+                let traceID = (0..<2).map { _ in String(format: "%016llx", UInt64.random(in: 1...UInt64.max)) }.joined()
+                let traceparent = "00-\(traceID)-\(String(format: "%016llx", UInt64.random(in: 1...UInt64.max)))-01"
+                let reply = try await HTTP.post(
+                    "\(stack.baseURL)/gateway/jobs", json: ["provider": "openai", "prompt": TestStack.unique("otlp")],
+                    headers: [("traceparent", traceparent)])
+                #expect(reply.status == 202, "\(reply.text)")
+                let id = try #require(reply.json?["id"] as? String)
+                #expect(try await stack.waitForJob(id)["status"] as? String == "completed")
+
+                /// Whether an export of `service` holds a span of the trace with each of `names`.
+                func exported(by service: String, _ names: [String]) -> Bool {
+                    collector.exports().contains { export in
+                        ([service] + names).allSatisfy { export.contains(Array($0.utf8)) }
+                            && export.contains(OTLPCollector.bytes(hex: traceID))
+                    }
+                }
+                do {
+                    try await waitFor("both processes to export the trace's spans", timeout: .seconds(30), every: .milliseconds(250)) {
+                        exported(by: "llm-gateway-ingress", ["/gateway/jobs", "publish"]) && exported(by: "llm-gateway-worker", ["process", "openai chat"])
+                    }
+                } catch {
+                    let exports = collector.exports()
+                    let seen = ["llm-gateway-ingress", "llm-gateway-worker", "/gateway/jobs", "publish", "process", "openai chat"]
+                        .filter { name in exports.contains { $0.contains(Array(name.utf8)) } }
+                    let traced = exports.filter { $0.contains(OTLPCollector.bytes(hex: traceID)) }.count
+                    Issue.record("\(exports.count) exports, \(traced) with the trace id; names seen: \(seen)")
+                    throw error
+                }
+                #expect(collector.paths().allSatisfy { $0 == "/v1/traces" }, "\(collector.paths())")
+            } }
+        }
+
         @Test func promptsAreLoggedOnlyWhenAskedAndOnlyAtDebug() async throws {
             try await withStack(try GatewayStack(extra: ["LLMGW_AUTH": "disabled"])) { stack in
                 try await stack.startMock()
@@ -197,6 +240,52 @@ extension Integration {
                 #expect(object["level"] is String && object["ts"] is String && object["msg"] is String, "\(line)")
                 return object
             }
+        }
+    }
+}
+
+/// The Python OTLP/HTTP collector of `Python/otlp_collector.py`: it keeps every export's body.
+final class OTLPCollector: @unchecked Sendable {
+    // Marked `@unchecked Sendable` because its state is fixed at start and its log is only read.
+    let port = TestStack.freePort()
+    let logPath = "\(TestStack.workDirectory)/otlp-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+    private(set) var process: ChildProcess?
+
+    func start() async throws {
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process = try ChildProcess(
+            name: "otlp-collector", executable: WebhookReceiver.repositoryRoot + "/.deps/venv/bin/python",
+            arguments: [WebhookReceiver.repositoryRoot + "/Tests/IntegrationTests/Python/otlp_collector.py", String(port), logPath],
+            environment: [:])
+        try await waitForHTTP("http://127.0.0.1:\(port)/")
+    }
+
+    private func entries() -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+    }
+
+    /// Every export's body (protobuf).
+    func exports() -> [[UInt8]] {
+        entries().compactMap { ($0["body"] as? String).map(Self.bytes(hex:)) }
+    }
+
+    func paths() -> [String] { entries().compactMap { $0["path"] as? String } }
+
+    static func bytes(hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }
+    }
+
+    /// Runs `body`, then stops the collector, also when `body` throws.
+    func whileRunning<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            await process?.stop()
+            return result
+        } catch {
+            await process?.stop()
+            throw error
         }
     }
 }
