@@ -9,13 +9,14 @@ Usage: otlp_collector.py PORT LOG_FILE
 import json
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from test_server import QuietHandler, serve
 
 port, log_path = int(sys.argv[1]), sys.argv[2]
 lock = threading.Lock()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         entry = {"path": self.path, "content_type": self.headers.get("content-type"), "body": body.hex()}
@@ -26,14 +27,5 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", "0")
         self.end_headers()
 
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
 
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+serve(port, Handler)

@@ -11,10 +11,10 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from test_server import QuietHandler, serve
 
 port, secret, log_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 webhook = Webhook(secret)
@@ -22,7 +22,7 @@ lock = threading.Lock()
 counts = {}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         headers = {name.lower(): value for name, value in self.headers.items()}
@@ -58,14 +58,5 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
 
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+serve(port, Handler)
