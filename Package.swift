@@ -35,6 +35,12 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // jemalloc as the process's allocator (libjemalloc-dev). A C target rather than a system library: jemalloc
+        // reads its options from a `malloc_conf` symbol that the executable must define.
+        .target(
+            name: "CJemalloc",
+            linkerSettings: [.linkedLibrary("jemalloc")]
+        ),
         .target(
             name: "Kafka",
             dependencies: [
@@ -125,6 +131,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "Protocol", "Ingress", "Worker", "MockProvider", "ResultStore", "Kafka", "Redis", "Telemetry",
+                .target(name: "CJemalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -14,7 +14,7 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
 
-apt_packages=(pkg-config build-essential libhiredis-dev redis-server redis-tools libssl-dev
+apt_packages=(pkg-config build-essential libhiredis-dev libjemalloc-dev redis-server redis-tools libssl-dev
   zlib1g-dev libzstd-dev liblz4-dev python3-venv curl dpkg-dev)
 missing=()
 for p in "${apt_packages[@]}"; do

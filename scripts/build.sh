@@ -8,4 +8,4 @@ extra=()
 if [ "${1:-}" = "--tests" ]; then extra=(--build-tests); fi
 swift build -c "$configuration" "${SWIFT_LINK_FLAGS[@]}" "${extra[@]}"
 binary="$(swift build -c "$configuration" --show-bin-path)/llm-gateway"
-echo "built $binary (librdkafka: $(ldd "$binary" | awk '/librdkafka/ {print $3}'))" >&2
+echo "built $binary (librdkafka: $(ldd "$binary" | awk '/librdkafka/ {print $3}'), jemalloc: $(ldd "$binary" | awk '/libjemalloc/ {print $3}'))" >&2

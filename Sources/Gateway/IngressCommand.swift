@@ -86,6 +86,7 @@ struct IngressCommand: AsyncParsableCommand {
             "address": "\(configuration.httpHost):\(configuration.httpPort)", "librdkafka": "\(librdkafkaVersion)",
             "redis": "\(configuration.redis)", "brokers": "\(configuration.kafkaBrokers)",
             "event_loop_threads": "\(NIOSingletons.groupLoopCountSuggestion)", "nice": "\(nice)",
+            "allocator": "\(MemoryAllocator.description)",
         ])
         try await group.run()
     }

@@ -118,6 +118,7 @@ struct WorkerCommand: AsyncParsableCommand {
             "worker_id": "\(workerID)", "providers": "\(ids.joined(separator: ","))",
             "concurrency": "\(configuration.workerConcurrency)", "librdkafka": "\(librdkafkaVersion)",
             "event_loop_threads": "\(NIOSingletons.groupLoopCountSuggestion)", "nice": "\(nice)",
+            "allocator": "\(MemoryAllocator.description)",
         ])
         try await group.run()
     }

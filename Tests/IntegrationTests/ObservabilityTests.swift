@@ -232,6 +232,25 @@ extension Integration {
             }
         }
 
+        /// Each role's startup line names the librdkafka it loaded (Debian 12's 2.0 cannot talk to Tansu; the rpath
+        /// makes the binary load the one the bootstrap built) and the allocator that serves its `malloc`: jemalloc,
+        /// with the executable's options unless MALLOC_CONF overrides them.
+        @Test func startupLinesNameTheLibrariesInUse() async throws {
+            try await withStack(try GatewayStack(extra: ["LLMGW_AUTH": "disabled"])) { stack in
+                let worker = try await stack.startWorker(extra: ["MALLOC_CONF": "narenas:3"])
+                try await stack.startIngress()
+                let ingress = try #require(stack.ingress)
+                for (child, message, arenas) in [(worker, "Worker starting", 3), (ingress, "Ingress starting", 2)] {
+                    let line = try #require(try Self.lines(of: child).first { $0["msg"] as? String == message }, "\(child.log)")
+                    let allocator = try #require(line["allocator"] as? String, "\(line)")
+                    #expect(allocator.hasPrefix("jemalloc 5.") && allocator.hasSuffix(", \(arenas) arenas"), "\(allocator)")
+                    let version = try #require(line["librdkafka"] as? String, "\(line)")
+                    let numbers = version.split(separator: ".").compactMap { Int($0) }
+                    #expect(numbers.count >= 2 && (numbers[0], numbers[1]) >= (2, 1), "\(version)")
+                }
+            }
+        }
+
         /// Every line of a child's log, each required to be a JSON object with `level`, `ts` and `msg`.
         static func lines(of child: ChildProcess) throws -> [[String: Any]] {
             try child.log.split(separator: "\n").map { line in
