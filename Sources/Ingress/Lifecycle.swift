@@ -256,28 +256,30 @@ struct LifecycleRoutes: Sendable {
     func retry(_ id: String) async throws -> Response {
         guard JobID.isValid(id) else { throw GatewayError.notFound("No job with id '\(id)'.", code: "job_not_found") }
         switch try await call({ try await store.requeue(id: id) }) {
-        case .queued(let previous, let bytes):
-            guard var envelope = try? JSONDecoder().decode(JobEnvelope.self, from: Data(bytes)) else {
-                try? await store.restoreStatus(id: id, status: previous, now: Date().timeIntervalSince1970)
+        case .queued(let requeued):
+            // A re-drive that cannot be produced puts the job back as it was, its outcome included.
+            func putBack() async { _ = try? await store.restore(requeued, id: id) }
+            guard var envelope = try? JSONDecoder().decode(JobEnvelope.self, from: Data(requeued.envelope)) else {
+                await putBack()
                 throw Self.noRequest(id)
             }
             // Nobody waits on the original request any more, and its deadline is lifted by the explicit retry.
             envelope.replyTo = nil
             envelope.deadline = nil
-            let payload = Array((try? JSONEncoder().encode(envelope)) ?? Data(bytes))
+            let payload = Array((try? JSONEncoder().encode(envelope)) ?? Data(requeued.envelope))
             // Read before producing: once the record is on the topic a worker may already be running it, and the
             // answer is the state this call set. A job that cannot be answered for is not re-driven either.
             let record: JobRecord?
             do {
                 record = try await jobs.record(id: id)
             } catch {
-                try? await store.restoreStatus(id: id, status: previous, now: Date().timeIntervalSince1970)
+                await putBack()
                 throw error
             }
             do {
                 try await jobs.producer.send(topic: Topics.jobs(provider: envelope.provider, lane: envelope.lane ?? .interactive), key: Array(id.utf8), value: payload)
             } catch {
-                try? await store.restoreStatus(id: id, status: previous, now: Date().timeIntervalSince1970)
+                await putBack()
                 throw GatewayError.unavailable("The job queue is unavailable; the job was not re-driven. Retry shortly.", code: "queue_unavailable")
             }
             return HTTPSupport.json(record, status: .accepted, headers: [.location: "/gateway/jobs/\(id)"])

@@ -22,20 +22,40 @@ enum LifecycleScripts {
     return {'cancelled', status}
     """)
 
-    /// KEYS: job hash. ARGV: ttl seconds.
-    /// Returns `{"queued", previous status, request}` when a failed or expired job was reset to queued,
-    /// `{"refused", status}` for any other status, `{"no_request", status}` when the job kept no request to run
-    /// (nothing changed), or `{"unknown", ""}`.
+    /// KEYS: job hash. ARGV: ttl seconds, then the fields a re-drive clears (`requeuedFields`).
+    /// Returns `{"queued", previous status, request, {field, value, …}}` when a failed or expired job was reset to
+    /// queued (the cleared fields that had a value, for `restore`), `{"refused", status}` for any other status,
+    /// `{"no_request", status}` when the job kept no request to run (nothing changed), or `{"unknown", ""}`.
     static let requeue: RedisScript = """
     local status = redis.call('HGET', KEYS[1], 'status')
     if not status then return {'unknown', ''} end
     if status ~= 'failed' and status ~= 'expired' then return {'refused', status} end
     local request = redis.call('HGET', KEYS[1], 'request')
     if not request then return {'no_request', status} end
-    redis.call('HDEL', KEYS[1], 'error', 'result', 'usage', 'completed_at', 'started_at', 'reply_to', 'deadline', 'webhooks')
+    local fields = {unpack(ARGV, 2)}
+    local values = redis.call('HMGET', KEYS[1], unpack(fields))
+    local cleared = {}
+    for i, field in ipairs(fields) do
+      if values[i] then
+        cleared[#cleared + 1] = field
+        cleared[#cleared + 1] = values[i]
+      end
+    end
+    redis.call('HDEL', KEYS[1], unpack(fields))
     redis.call('HSET', KEYS[1], 'status', 'queued')
     redis.call('EXPIRE', KEYS[1], ARGV[1])
-    return {'queued', status, request}
+    return {'queued', status, request, cleared}
+    """
+
+    /// What a re-drive clears: the previous run's outcome, and what tied the job to its first request.
+    static let requeuedFields = ["error", "result", "usage", "completed_at", "started_at", "reply_to", "deadline", "webhooks"]
+
+    /// KEYS: job hash. ARGV: the status to restore, then the cleared fields and their values.
+    /// Returns 1 when the job was put back, 0 when it is no longer `queued` (a worker has it, or it ended).
+    static let restore: RedisScript = """
+    if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+    redis.call('HSET', KEYS[1], 'status', unpack(ARGV))
+    return 1
     """
 
     /// KEYS: idempotency key. ARGV: `<job id> <request fingerprint>`, ttl seconds.
@@ -85,10 +105,24 @@ extension ResultStore {
         }
     }
 
+    /// A failed or expired job that `requeue(id:)` reset to `queued`.
+    public struct Requeued: Sendable, Equatable {
+        public var previous: JobStatus
+        /// The original request's envelope, to produce again.
+        public var envelope: [UInt8]
+        /// The fields the reset cleared, with their values, for `restore(_:id:)`.
+        var cleared: [(field: String, value: [UInt8])]
+
+        public static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.previous == rhs.previous && lhs.envelope == rhs.envelope
+                && lhs.cleared.map(\.field) == rhs.cleared.map(\.field) && lhs.cleared.map(\.value) == rhs.cleared.map(\.value)
+        }
+    }
+
     /// What `requeue(id:)` did.
     public enum RequeueResult: Sendable, Equatable {
-        /// The job is `queued` again; produce `envelope` (the original request) to re-drive it.
-        case queued(previous: JobStatus, envelope: [UInt8])
+        /// The job is `queued` again; produce its envelope (the original request) to re-drive it.
+        case queued(Requeued)
         /// The job's status does not allow a retry.
         case refused(JobStatus)
         /// The job kept no request to run again; it was left as it was.
@@ -100,25 +134,39 @@ extension ResultStore {
     /// `POST /admin/jobs/{id}/retry`.
     public func requeue(id: String) async throws(ResultStoreError) -> RequeueResult {
         let reply = try await storeCall {
-            try await redis.eval(LifecycleScripts.requeue, keys: [RedisKeys.job(id)], arguments: [RedisArgument(resultTTL)])
+            try await redis.eval(
+                LifecycleScripts.requeue, keys: [RedisKeys.job(id)],
+                arguments: [RedisArgument(resultTTL)] + LifecycleScripts.requeuedFields.map { RedisArgument($0) })
         }
         let parts = reply.array ?? []
         let status = parts.count > 1 ? JobStatus(rawValue: parts[1].string ?? "") : nil
         switch parts.first?.string {
         case "queued":
-            guard parts.count > 2, let envelope = parts[2].bytes else { return .noRequest(status ?? .failed) }
-            return .queued(previous: status ?? .failed, envelope: envelope)
+            guard parts.count > 3, let envelope = parts[2].bytes else { return .noRequest(status ?? .failed) }
+            let pairs = parts[3].array ?? []
+            let cleared = stride(from: 0, to: pairs.count - 1, by: 2).compactMap { index -> (field: String, value: [UInt8])? in
+                guard let field = pairs[index].string, let value = pairs[index + 1].bytes else { return nil }
+                return (field, value)
+            }
+            return .queued(Requeued(previous: status ?? .failed, envelope: envelope, cleared: cleared))
         case "refused": return .refused(status ?? .completed)
         case "no_request": return .noRequest(status ?? .failed)
         default: return .unknown
         }
     }
 
-    /// Puts a re-driven job back to `status` when it could not be produced again.
-    public func restoreStatus(id: String, status: JobStatus, now: Double) async throws(ResultStoreError) {
-        _ = try await storeCall {
-            try await redis.command("HSET", RedisArgument(RedisKeys.job(id)), "status", RedisArgument(status.rawValue), "completed_at", RedisArgument(Self.format(now)))
+    /// Puts a re-driven job back as it was before `requeue(id:)` (status, outcome, timestamps), when the re-drive
+    /// could not be produced. Nothing changes once the job has left `queued`.
+    /// - Returns: whether the job was put back.
+    @discardableResult
+    public func restore(_ requeued: Requeued, id: String) async throws(ResultStoreError) -> Bool {
+        let reply = try await storeCall {
+            try await redis.eval(
+                LifecycleScripts.restore, keys: [RedisKeys.job(id)],
+                arguments: [RedisArgument(requeued.previous.rawValue)]
+                    + requeued.cleared.flatMap { [RedisArgument($0.field), RedisArgument($0.value)] })
         }
+        return reply.integer == 1
     }
 
     /// Maps an idempotency key to `claim` unless it already maps to a job.

@@ -381,11 +381,30 @@ extension Integration {
             }
 
             let id = try await failedJob()
-            #expect(try await store.requeue(id: id) == .queued(previous: .failed, envelope: Array("{}".utf8)))
+            let before = try #require(try await store.record(id: id))
+            guard case .queued(let requeued) = try await store.requeue(id: id) else {
+                Issue.record("the failed job was not requeued")
+                return
+            }
+            #expect(requeued.previous == .failed && requeued.envelope == Array("{}".utf8))
             let record = try #require(try await store.record(id: id))
             #expect(record.status == .queued)
             #expect(record.error == nil && record.completedAt == nil)
             #expect(try await store.requeue(id: id) == .refused(.queued))
+
+            // A re-drive that could not be produced puts the job back as it was, outcome and timestamps included.
+            #expect(try await store.restore(requeued, id: id))
+            let restored = try #require(try await store.record(id: id))
+            #expect(restored.status == .failed && restored.error == failure)
+            #expect(restored.completedAt == before.completedAt && restored.startedAt == before.startedAt)
+            // Once a worker has claimed the re-driven job, a late restore changes nothing.
+            guard case .queued(let again) = try await store.requeue(id: id) else {
+                Issue.record("the restored job could not be requeued again")
+                return
+            }
+            #expect(try await store.start(id: id, worker: "b", leaseMs: 5000, now: 3) == .run(attempt: 2))
+            #expect(try await !store.restore(again, id: id))
+            #expect(try #require(try await store.record(id: id)).status == .inProgress)
 
             // A job that kept no request is left as it was, not queued with nothing to produce.
             let bare = try await failedJob()

@@ -119,6 +119,41 @@ extension Integration {
             }
         }
 
+        /// An admin retry that cannot reach the broker answers 503 and leaves the failed job as it was, its error and
+        /// timestamps included; with the broker back, the same retry runs the job.
+        @Test func aRetryWithTheBrokerStoppedLeavesTheFailedJobAsItWas() async throws {
+            let broker = OwnBroker()
+            try await broker.start()
+            defer { broker.process?.signal(SIGKILL) }
+            try await withStack(try await GatewayStack.start(brokers: broker.brokers, extra: ["LLMGW_PROVIDER_MAX_ATTEMPTS": "1"])) { stack in
+                let prompt = "\(TestStack.unique("retry-stopped")) [mock:fail=1,status=500]"
+                let id = try #require(try await stack.submit(["provider": "openai", "prompt": prompt]).json?["id"] as? String)
+                let failed = try await stack.waitForJob(id)
+                #expect(failed["status"] as? String == "failed", "\(failed)")
+                let error = try #require(failed["error"] as? [String: Any], "\(failed)")
+
+                broker.process?.signal(SIGSTOP)
+                let refused = try await stack.admin("POST", "/admin/jobs/\(id)/retry")
+                broker.process?.signal(SIGCONT)
+                #expect(refused.status == 503, "\(refused.text)")
+                #expect(errorCode(refused) == "queue_unavailable")
+                let kept = try await stack.waitForJob(id)
+                #expect(kept["status"] as? String == "failed", "\(kept)")
+                #expect((kept["error"] as? [String: Any])?["message"] as? String == error["message"] as? String, "\(kept)")
+                #expect(kept["completed_at"] as? Double == failed["completed_at"] as? Double)
+                #expect(kept["started_at"] as? Double == failed["started_at"] as? Double)
+
+                var retried: HTTP.Reply?
+                try await waitFor("the retry to be accepted with the broker back", timeout: .seconds(60), every: .milliseconds(500)) {
+                    retried = try await stack.admin("POST", "/admin/jobs/\(id)/retry")
+                    return retried?.status == 202
+                }
+                let completed = try await stack.waitForJob(id, timeout: .seconds(90))
+                #expect(completed["status"] as? String == "completed", "\(completed)")
+                #expect(try await stack.mockCalls(prompt: prompt) == 2)
+            }
+        }
+
         @Test func killedBrokerGives503AndARestartedBrokerIsPickedUp() async throws {
             let broker = OwnBroker()
             try await broker.start()
