@@ -111,11 +111,11 @@ extension ResultStore {
         /// The original request's envelope, to produce again.
         public var envelope: [UInt8]
         /// The fields the reset cleared, with their values, for `restore(_:id:)`.
-        var cleared: [(field: String, value: [UInt8])]
+        var cleared: [Field]
 
-        public static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.previous == rhs.previous && lhs.envelope == rhs.envelope
-                && lhs.cleared.map(\.field) == rhs.cleared.map(\.field) && lhs.cleared.map(\.value) == rhs.cleared.map(\.value)
+        struct Field: Sendable, Equatable {
+            var name: String
+            var value: [UInt8]
         }
     }
 
@@ -144,9 +144,9 @@ extension ResultStore {
         case "queued":
             guard parts.count > 3, let envelope = parts[2].bytes else { return .noRequest(status ?? .failed) }
             let pairs = parts[3].array ?? []
-            let cleared = stride(from: 0, to: pairs.count - 1, by: 2).compactMap { index -> (field: String, value: [UInt8])? in
-                guard let field = pairs[index].string, let value = pairs[index + 1].bytes else { return nil }
-                return (field, value)
+            let cleared = stride(from: 0, to: pairs.count - 1, by: 2).compactMap { index -> Requeued.Field? in
+                guard let name = pairs[index].string, let value = pairs[index + 1].bytes else { return nil }
+                return Requeued.Field(name: name, value: value)
             }
             return .queued(Requeued(previous: status ?? .failed, envelope: envelope, cleared: cleared))
         case "refused": return .refused(status ?? .completed)
@@ -164,7 +164,7 @@ extension ResultStore {
             try await redis.eval(
                 LifecycleScripts.restore, keys: [RedisKeys.job(id)],
                 arguments: [RedisArgument(requeued.previous.rawValue)]
-                    + requeued.cleared.flatMap { [RedisArgument($0.field), RedisArgument($0.value)] })
+                    + requeued.cleared.flatMap { [RedisArgument($0.name), RedisArgument($0.value)] })
         }
         return reply.integer == 1
     }
