@@ -52,7 +52,11 @@ struct WorkerCommand: AsyncParsableCommand {
         let runner = JobRunner(providers: configuration.providers, client: client, maxAttempts: configuration.providerMaxAttempts)
         let workerID = instanceID(role: "worker")
         let cancellations = JobCancellations(store: store, endpoint: configuration.redisSettings, timeoutMs: configuration.redisTimeoutMs, logger: logger)
-        let secrets = KeyStoreWebhookSecrets(keys: WebhookKeyStore(redis: redis), fallback: configuration.lifecycle.webhookFallbackSecret)
+        let webhookKeys = WebhookKeyStore(redis: redis)
+        let endpointCache = WebhookEndpointCache(
+            keys: webhookKeys, ttl: .milliseconds(Int64(configuration.tenancy.keyCacheSeconds * 1000)),
+            endpoint: configuration.redisSettings, timeoutMs: configuration.redisTimeoutMs, logger: logger)
+        let secrets = KeyStoreWebhookSecrets(keys: webhookKeys, fallback: configuration.lifecycle.webhookFallbackSecret, endpointCache: endpointCache)
         let lifecycle = WorkerLifecycle(
             cancellations: cancellations, planner: WebhookPlanner(secrets: secrets),
             webhookRetention: configuration.lifecycle.webhookSchedule.retention)
@@ -98,6 +102,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let resources = ShutdownHook(logger: logger) {
             try? await client.shutdown()
             cancellations.shutdown()
+            endpointCache.shutdown()
             hints?.shutdown()
             producer.shutdown()
             redis.shutdown()

@@ -54,6 +54,10 @@ public enum RedisKeys {
     /// its lookup cache at once.
     public static let apiKeyRevocations = "\(prefix)apikeys:revoked"
 
+    /// Pub/sub channel on which a key's public id is announced when its webhook endpoints change, so every worker
+    /// drops the key's cached endpoints at once.
+    public static let webhookEndpointChanges = "\(prefix)apikeys:endpoints-changed"
+
     /// Hash of a tenant's rate-limit state: the GCRA theoretical arrival times `req` and `tok`, in ms.
     public static func rateLimit(tenant: String) -> String { "\(prefix)ratelimit:\(tenant)" }
 

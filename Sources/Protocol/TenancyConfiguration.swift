@@ -12,8 +12,9 @@ public struct TenancyConfiguration: Sendable {
     public var authEnabled = true
     /// `LLMGW_ADMIN_TOKEN`: the bearer token of `/admin/*`; unset, the admin API answers 403.
     public var adminToken: String?
-    /// `LLMGW_KEY_CACHE_SECONDS`: how long a replica reuses an API key lookup, 5. Revocations are pushed to every
-    /// replica over pub/sub, so they apply at once regardless.
+    /// `LLMGW_KEY_CACHE_SECONDS`: how long a replica reuses an API key lookup, and a worker a key's webhook
+    /// endpoints, 5. Revocations and endpoint changes are pushed to every replica over pub/sub, so they apply at
+    /// once regardless.
     public var keyCacheSeconds: Double = 5
     /// `LLMGW_DEFAULT_RPM` / `LLMGW_DEFAULT_TPM`: limits of keys and tokens that set none, 600 and 200000.
     public var defaultRPM = 600

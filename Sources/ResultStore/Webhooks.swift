@@ -210,15 +210,19 @@ public struct WebhookKeyStore: Sendable {
         return (try? JSONDecoder().decode([WebhookEndpoint].self, from: Data(bytes))) ?? []
     }
 
-    /// Replaces the key's endpoints; `false` when the key does not exist.
+    /// Replaces the key's endpoints, and announces the change to the workers' caches (`WebhookEndpointCache`);
+    /// `false` when the key does not exist.
     public func setEndpoints(_ endpoints: [WebhookEndpoint], forKey id: String) async throws(ResultStoreError) -> Bool {
         let json = (try? JSONEncoder().encode(endpoints)).map { Array($0) } ?? Array("[]".utf8)
         let reply = try await storeCall {
             try await redis.eval("""
             if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
             redis.call('HSET', KEYS[1], 'webhook_endpoints', ARGV[1])
+            redis.call('PUBLISH', ARGV[2], ARGV[3])
             return 1
-            """, keys: [RedisKeys.apiKey(id)], arguments: [RedisArgument(json)])
+            """, keys: [RedisKeys.apiKey(id)], arguments: [
+                RedisArgument(json), RedisArgument(RedisKeys.webhookEndpointChanges), RedisArgument(id),
+            ])
         }
         return reply.integer == 1
     }

@@ -40,17 +40,12 @@ extension WorkerService {
         return WebhookDeliveryPlan.plans(for: envelope, registered: registered, event: event)
     }
 
-    /// Reads the key's webhook endpoints while the job runs, so that the read is off the job's path. `nil` when
-    /// the job gets no webhooks or the read failed (then `webhookPlans` reads them again).
-    func prefetchEndpoints(_ envelope: JobEnvelope) -> Task<[String]?, Never>? {
-        guard let lifecycle, envelope.keyID != nil else { return nil }
-        return Task { try? await lifecycle.planner.registeredEndpoints(envelope) }
-    }
-
     /// The webhook deliveries of a finished run, retried through Redis outages; `nil` when shutdown interrupted.
-    func webhookPlans(_ envelope: JobEnvelope, run: JobRunner.Run, prefetched: Task<[String]?, Never>?, logger: Logger) async -> [WebhookDeliveryPlan]? {
+    /// The key's endpoints come from the worker's cache (`WebhookEndpointCache`): Redis is read once per key and
+    /// cache period, not once per job.
+    func webhookPlans(_ envelope: JobEnvelope, run: JobRunner.Run, logger: Logger) async -> [WebhookDeliveryPlan]? {
         guard let lifecycle, envelope.webhook != nil || envelope.keyID != nil else { return [] }
-        var registered = await prefetched?.value
+        var registered: [String]?
         var attempt = 0
         while registered == nil {
             attempt += 1

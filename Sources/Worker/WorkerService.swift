@@ -239,7 +239,6 @@ public final class WorkerService: Service, Sendable {
         let started = recordStarted(envelope, logger: logger)
         defer { metrics.jobsInFlight(provider: envelope.provider, -1) }
 
-        let endpoints = prefetchEndpoints(envelope)
         let relay = envelope.stream == true ? deltaRelay(for: envelope.id, logger: logger) : nil
         leases.hold(envelope.id, logger: logger)
         defer { leases.release(envelope.id) }
@@ -249,11 +248,8 @@ public final class WorkerService: Service, Sendable {
         if let cancellations, let watch { cancellations.onCancel(watch) { call.cancel() } }
         var run: JobRunner.Run? = await withTaskCancellationHandler { await call.value } onCancel: { call.cancel() }
         if let cancellations, let watch, cancellations.isCancelled(watch) { run = WorkerLifecycle.cancelledRun(envelope) }
-        guard let run, !Task.isCancelled else {
-            endpoints?.cancel()
-            return false
-        }
-        guard let webhooks = await webhookPlans(envelope, run: run, prefetched: endpoints, logger: logger) else { return false }
+        guard let run, !Task.isCancelled else { return false }
+        guard let webhooks = await webhookPlans(envelope, run: run, logger: logger) else { return false }
         let status: JobStatus = if case .completed = run.outcome { .completed } else { .failed }
         let finalEvent = events.write(
             jobID: envelope.id, type: status == .completed ? .completed : .failed,

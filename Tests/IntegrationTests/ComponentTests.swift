@@ -4,7 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import Protocol
 import Redis
-import ResultStore
+@testable import ResultStore
 import Testing
 @testable import Worker
 
@@ -447,6 +447,39 @@ extension Integration {
             #expect(runs.withLockedValue { $0 } == ["running", "late"])
             cancellations.end(watch)
             #expect(!cancellations.isCancelled(watch))
+        }
+    }
+
+    /// A worker's cache of API keys' webhook endpoints, through the test Redis.
+    @Suite(.serialized)
+    struct WebhookEndpointCaching {
+        let logger = Logger(label: "test")
+
+        @Test func aKeysEndpointsAreReadOnceAndDroppedWhenTheyChange() async throws {
+            let endpoint = RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort)
+            let redis = RedisClient(endpoint: endpoint, logger: logger)
+            defer { redis.shutdown() }
+            let keys = WebhookKeyStore(redis: redis)
+            let id = TestStack.unique("cached-key")
+            let hash = RedisArgument(RedisKeys.apiKey(id))
+            _ = try await redis.command("HSET", hash, "record", "{}")
+            #expect(try await keys.setEndpoints([WebhookEndpoint(url: "https://a.example/hook")], forKey: id))
+            let cache = WebhookEndpointCache(keys: keys, ttl: .seconds(600), endpoint: endpoint, timeoutMs: 1000, logger: logger)
+            defer { cache.shutdown() }
+            try await waitFor("the cache's change subscription", timeout: .seconds(10)) { cache.subscriptions > 0 }
+
+            #expect(try await cache.endpoints(forKey: id) == ["https://a.example/hook"])
+            // A write that announces nothing is not seen: the key's entry is served from memory.
+            let silent = try JSONEncoder().encode([WebhookEndpoint(url: "https://b.example/hook")])
+            _ = try await redis.command("HSET", hash, "webhook_endpoints", RedisArgument(Array(silent)))
+            #expect(try await cache.endpoints(forKey: id) == ["https://a.example/hook"])
+            // `setEndpoints` announces its change, which drops the entry; disabled endpoints are left out.
+            #expect(try await keys.setEndpoints(
+                [WebhookEndpoint(url: "https://c.example/hook"), WebhookEndpoint(url: "https://d.example/hook", disabledAt: 1)], forKey: id))
+            try await waitFor("the announced change to reach the cache", timeout: .seconds(10)) {
+                try await cache.endpoints(forKey: id) == ["https://c.example/hook"]
+            }
+            _ = try await redis.command("DEL", hash)
         }
     }
 

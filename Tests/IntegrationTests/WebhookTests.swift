@@ -243,7 +243,18 @@ extension Integration {
                 let events = receiver.requests("every")
                 #expect(events.count == 2)
                 #expect(events.allSatisfy { $0["verified"] as? Bool == true && ($0["payload"] as? [String: Any])?["type"] as? String == "job.completed" })
-                _ = try await stack.admin("PUT", "/admin/keys/\(keyID)/webhook-endpoints", json: ["urls": [String]()])
+
+                // Removing the endpoint reaches the worker at once (its cache of the key's endpoints is dropped):
+                // the next job gets no delivery.
+                let removed = try await stack.admin("PUT", "/admin/keys/\(keyID)/webhook-endpoints", json: ["urls": [String]()])
+                #expect(removed.status == 200, "\(removed.text)")
+                let after = try await HTTP.post("\(stack.baseURL)/v1/chat/completions", json: [
+                    "model": "openai/gpt-4o-mini", "messages": [["role": "user", "content": TestStack.unique("no-hook")]],
+                ])
+                #expect(after.status == 200, "\(after.text)")
+                let record = try await stack.waitForJob(try #require(after.header("x-gateway-job-id")))
+                #expect((record["webhook_deliveries"] as? [[String: Any]] ?? []).isEmpty, "\(record)")
+                #expect(receiver.requests("every").count == 2)
             } }
         }
 

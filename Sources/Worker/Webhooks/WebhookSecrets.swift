@@ -17,10 +17,13 @@ public protocol WebhookSecrets: Sendable {
 public struct KeyStoreWebhookSecrets: WebhookSecrets {
     let keys: WebhookKeyStore
     let fallback: WebhookSecret?
+    /// Keeps each key's endpoints between its jobs; `nil` reads them for every job.
+    let endpointCache: WebhookEndpointCache?
 
-    public init(keys: WebhookKeyStore, fallback: WebhookSecret?) {
+    public init(keys: WebhookKeyStore, fallback: WebhookSecret?, endpointCache: WebhookEndpointCache? = nil) {
         self.keys = keys
         self.fallback = fallback
+        self.endpointCache = endpointCache
     }
 
     public func secret(forKey id: String?) async throws -> WebhookSecret? {
@@ -29,7 +32,8 @@ public struct KeyStoreWebhookSecrets: WebhookSecrets {
     }
 
     public func endpoints(forKey id: String) async throws -> [String] {
-        try await keys.endpoints(forKey: id).filter { $0.disabledAt == nil }.map(\.url)
+        if let endpointCache { return try await endpointCache.endpoints(forKey: id) }
+        return try await keys.endpoints(forKey: id).filter { $0.disabledAt == nil }.map(\.url)
     }
 
     public func disableEndpoint(url: String, forKey id: String) async throws {
