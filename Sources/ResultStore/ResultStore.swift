@@ -205,7 +205,7 @@ public struct ResultStore: Sendable {
     // MARK: -
 
     static func format(_ seconds: Double) -> String {
-        String(format: "%.3f", seconds)
+        DecimalText.seconds(seconds)
     }
 }
 

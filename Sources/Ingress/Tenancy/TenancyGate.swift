@@ -264,11 +264,7 @@ final class TenancyRequestState: Sendable {
 
     /// `0s`, `0.25s`, `12s`: the time until the bucket is full again, as OpenAI writes it.
     static func duration(milliseconds: Int) -> String {
-        let value = max(0, milliseconds)
-        if value % 1000 == 0 { return "\(value / 1000)s" }
-        var text = String(format: "%.3f", Double(value) / 1000)
-        while text.hasSuffix("0") { text.removeLast() }
-        return text + "s"
+        DecimalText.seconds(milliseconds: max(0, milliseconds)) + "s"
     }
 }
 
