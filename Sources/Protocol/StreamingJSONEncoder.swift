@@ -9,12 +9,19 @@ import Foundation
 /// path: none is tracked). Members come in encoding order: a struct's in the order its `encode(to:)` writes them, a
 /// `JSONValue` object's by key, a `Dictionary`'s in its own order, which changes from process to process
 /// (JSONEncoder on Linux writes every keyed container in its dictionary's order). The cache key's canonical form
-/// uses it; provider request bodies keep `JSONEncoder` with `.sortedKeys` (every member sorted).
+/// uses it.
+///
+/// With `sortedKeys`, every object's members come by key (String's `<`), as with `JSONEncoder`'s `.sortedKeys`: a
+/// dictionary's too, so the same value always gives the same bytes. Provider request bodies are written so.
 public struct StreamingJSONEncoder: Sendable {
-    public init() {}
+    public var sortedKeys: Bool
+
+    public init(sortedKeys: Bool = false) {
+        self.sortedKeys = sortedKeys
+    }
 
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let writer = Writer()
+        let writer = Writer(sortsKeys: sortedKeys)
         try writer.value(value, depth: 0)
         writer.close(deeperThan: -1)
         return writer.bytes
@@ -35,22 +42,35 @@ extension StreamingJSONEncoder {
         struct Level {
             var kind: Kind
             var count: Int
+            /// When sorting keys: where the object's first member starts, and each member's key and start.
+            var start = 0
+            var members: [(key: String, start: Int)] = []
+
+            init(kind: Kind, count: Int) {
+                self.kind = kind
+                self.count = count
+            }
         }
 
+        let sortsKeys: Bool
         // Only this encoding touches them, one call at a time: no dynamic exclusivity checks on every write.
         @exclusivity(unchecked) var bytes: [UInt8] = []
         @exclusivity(unchecked) var levels: [Level] = []
 
-        init() {
+        init(sortsKeys: Bool) {
+            self.sortsKeys = sortsKeys
             bytes.reserveCapacity(512)
         }
 
         /// Ends the containers deeper than `depth`, innermost first.
         func close(deeperThan depth: Int) {
             while levels.count > depth + 1 {
-                switch levels.removeLast().kind {
+                let level = levels.removeLast()
+                switch level.kind {
                 case .pending: bytes.append(contentsOf: "{}".utf8)
-                case .object: bytes.append(UInt8(ascii: "}"))
+                case .object:
+                    if sortsKeys { sortMembers(of: level) }
+                    bytes.append(UInt8(ascii: "}"))
                 case .array: bytes.append(UInt8(ascii: "]"))
                 case .single: break
                 }
@@ -63,7 +83,10 @@ extension StreamingJSONEncoder {
             switch levels[depth].kind {
             case .pending:
                 levels[depth].kind = kind
-                if kind == .object { bytes.append(UInt8(ascii: "{")) }
+                if kind == .object {
+                    bytes.append(UInt8(ascii: "{"))
+                    levels[depth].start = bytes.count
+                }
                 if kind == .array { bytes.append(UInt8(ascii: "[")) }
             case let open:
                 precondition(open == kind, "a value asked for two kinds of container")
@@ -75,8 +98,26 @@ extension StreamingJSONEncoder {
             close(deeperThan: depth)
             if levels[depth].count > 0 { bytes.append(UInt8(ascii: ",")) }
             levels[depth].count += 1
+            if sortsKeys { levels[depth].members.append((key, bytes.count)) }
             string(key)
             bytes.append(UInt8(ascii: ":"))
+        }
+
+        /// Puts the members of a finished object (the bytes from its `start` to the end) in key order. Its nested
+        /// objects are sorted already, and sorting keeps every member's length, so outer offsets stay valid.
+        private func sortMembers(of level: Level) {
+            let members = level.members
+            guard members.indices.dropFirst().contains(where: { members[$0].key < members[$0 - 1].key }) else { return }
+            let order = members.indices.sorted { members[$0].key < members[$1].key || (members[$0].key == members[$1].key && $0 < $1) }
+            var sorted: [UInt8] = []
+            sorted.reserveCapacity(bytes.count - level.start)
+            for index in order {
+                // Each member runs to the comma before the next one, the last to the end.
+                let end = index + 1 < members.count ? members[index + 1].start - 1 : bytes.count
+                if !sorted.isEmpty { sorted.append(UInt8(ascii: ",")) }
+                sorted.append(contentsOf: bytes[members[index].start..<end])
+            }
+            bytes.replaceSubrange(level.start..., with: sorted)
         }
 
         /// Starts the next element of the array at `depth`.

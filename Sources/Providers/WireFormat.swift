@@ -3,18 +3,13 @@ import Protocol
 
 /// JSON helpers shared by the adapters.
 enum WireJSON {
-    // Shared: safe to use from several tasks at once, and making one per call costs more than the small bodies
-    // it handles.
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    private static let encoder = StreamingJSONEncoder(sortedKeys: true)
     private static let decoder = IndexedJSONDecoder()
 
-    /// Encodes with sorted keys, so a request body is byte-for-byte reproducible.
+    /// Encodes with sorted keys, so a request body is byte-for-byte reproducible (and a provider's prompt cache
+    /// sees the same prefix for the same request).
     static func encode(_ value: some Encodable) throws -> [UInt8] {
-        Array(try encoder.encode(value))
+        try encoder.encode(value)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], provider: String) throws -> T {

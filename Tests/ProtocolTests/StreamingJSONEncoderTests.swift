@@ -128,6 +128,37 @@ struct StreamingJSONEncoderTests {
         #expect(try JSONDecoder().decode(JSONValue.self, from: Data(expected.utf8)) == object)
     }
 
+    @Test("with sortedKeys, the same bytes as JSONEncoder's .sortedKeys, every shape included")
+    func sortedKeysAsFoundation() throws {
+        let foundation = JSONEncoder()
+        foundation.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let expected = String(decoding: try foundation.encode(Self.everything), as: UTF8.self)
+        #expect(String(decoding: try StreamingJSONEncoder(sortedKeys: true).encode(Self.everything), as: UTF8.self) == expected)
+    }
+
+    @Test("with sortedKeys, a dictionary's members come by key whatever its order, nested ones too")
+    func sortedKeysDictionaries() throws {
+        struct Body: Encodable {
+            var zeta = 1
+            var alpha: [String: [String: Int]]
+            var mid: [[String: Int]]
+        }
+        // Forty keys, inserted in two different orders: two dictionaries that iterate alike are one chance in 40!.
+        let keys = (0..<40).map { "k\(String($0, radix: 36))\($0 % 7)" }
+        func body(_ order: [String]) -> Body {
+            let inner = Dictionary(uniqueKeysWithValues: order.map { ($0, keys.firstIndex(of: $0)!) })
+            return Body(alpha: ["b": inner, "a": [:]], mid: [inner, ["y": 1, "x": 2]])
+        }
+        let members = keys.sorted().map { #""\#($0)":\#(keys.firstIndex(of: $0)!)"# }.joined(separator: ",")
+        let expected = #"{"zeta":1,"alpha":{"a":{},"b":{"# + members + #"}},"mid":[{"# + members + #"},{"x":2,"y":1}]}"#
+        let sortedExpected = #"{"alpha":{"a":{},"b":{"# + members + #"}},"mid":[{"# + members + #"},{"x":2,"y":1}],"zeta":1}"#
+        let encoder = StreamingJSONEncoder(sortedKeys: true)
+        #expect(String(decoding: try encoder.encode(body(keys)), as: UTF8.self) == sortedExpected)
+        #expect(try encoder.encode(body(keys)) == encoder.encode(body(keys.reversed())))
+        #expect(expected != sortedExpected, "the struct's own order is not the sorted one")
+        #expect(try Self.normalized(StreamingJSONEncoder().encode(body(keys))) == Self.normalized(Array(expected.utf8)))
+    }
+
     @Test("top-level strings, numbers, nil, arrays and empty values")
     func topLevel() throws {
         #expect(try StreamingJSONEncoder().encode("a\"b") == Array(#""a\"b""#.utf8))
