@@ -68,7 +68,7 @@ extension JobService {
             guard deadline > now else { throw .invalidRequest("'deadline' is in the past.", param: "deadline") }
             options.deadline = deadline
         }
-        if let key = headers[HTTPField.Name("Idempotency-Key")!] {
+        if let key = headers[.idempotencyKey] {
             guard (1...255).contains(key.count) else {
                 throw .invalidRequest("'Idempotency-Key' must be 1 to 255 characters.", param: "Idempotency-Key", code: "invalid_idempotency_key")
             }

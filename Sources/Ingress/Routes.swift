@@ -70,7 +70,7 @@ public struct IngressRoutes: Sendable {
         }
         var headers = HTTPFields()
         headers[.location] = "/gateway/jobs/\(accepted.record.id)"
-        if accepted.replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        if accepted.replayed { headers[.idempotentReplayed] = "true" }
         return HTTPSupport.json(accepted.record, status: .accepted, headers: headers)
     }
 
@@ -180,7 +180,7 @@ public struct IngressRoutes: Sendable {
             throw GatewayError.jobFailed(record.error, jobID: record.id)
         }
         var headers = HTTPFields()
-        headers[HTTPField.Name("x-gateway-job-id")!] = record.id
+        headers[.gatewayJobID] = record.id
         return HTTPSupport.json(ChatCompletionObject(record: record, completion: result), headers: headers)
     }
 

@@ -21,7 +21,7 @@ enum SSE {
     static let headers: HTTPFields = [
         .contentType: "text/event-stream",
         .cacheControl: "no-cache",
-        HTTPField.Name("x-accel-buffering")!: "no",
+        .accelBuffering: "no",
     ]
 
     /// One event; multi-line data is split over several `data:` lines, as the format requires.
@@ -80,7 +80,7 @@ extension IngressRoutes {
 
     /// The `Last-Event-ID` header, or the `last_event_id` query parameter for clients that cannot set headers.
     func lastEventID(_ request: Request) throws -> String? {
-        let value = request.headers[HTTPField.Name("last-event-id")!] ?? request.uri.queryParameters.get("last_event_id")
+        let value = request.headers[.lastEventID] ?? request.uri.queryParameters.get("last_event_id")
         guard let value, !value.isEmpty else { return nil }
         guard JobEventFeed.isValidEventID(value) else {
             throw GatewayError.invalidRequest("'Last-Event-ID' must be an event id this feed sent (like 1700000000000-0).", param: "Last-Event-ID", code: "invalid_event_id")
@@ -127,8 +127,8 @@ extension IngressRoutes {
         let accepted = try await jobs.submit(job, wait: false, stream: true, options: options)
         let id = accepted.record.id
         var headers = SSE.headers
-        headers[HTTPField.Name("x-gateway-job-id")!] = id
-        if accepted.replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        headers[.gatewayJobID] = id
+        if accepted.replayed { headers[.idempotentReplayed] = "true" }
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await followJob(id, after: nil) { item in
                 switch item {
@@ -163,7 +163,7 @@ extension IngressRoutes {
         let created = Int(accepted.record.createdAt)
         let model = job.request.model
         var headers = SSE.headers
-        headers[HTTPField.Name("x-gateway-job-id")!] = id
+        headers[.gatewayJobID] = id
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             func chunk(_ delta: ChatCompletionChunk.Delta, finishReason: String? = nil) -> ChatCompletionChunk {
                 ChatCompletionChunk(id: chunkID, created: created, model: model, choices: [.init(delta: delta, finishReason: finishReason)], usage: nil)

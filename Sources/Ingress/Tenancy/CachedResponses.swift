@@ -26,7 +26,7 @@ extension CachedResponse {
     /// `POST /v1/chat/completions`: OpenAI's `chat.completion` object.
     func chatCompletionResponse() -> Response {
         var headers = HTTPFields()
-        headers[HTTPField.Name("x-gateway-job-id")!] = jobID
+        headers[.gatewayJobID] = jobID
         return HTTPSupport.json(ChatCompletionObject(record: record, completion: completion), headers: headers)
     }
 }

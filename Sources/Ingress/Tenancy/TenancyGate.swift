@@ -72,7 +72,7 @@ public struct TenancyGate: Sendable {
         let tenant = state.tenant
         let directives = Set((headers[.cacheControl] ?? "").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         var ttl = configuration.cacheTTL
-        if let raw = headers[HTTPField.Name("x-cache-ttl")!] {
+        if let raw = headers[.cacheTTL] {
             guard let requested = Int(raw.trimmingCharacters(in: .whitespaces)), requested >= 0 else {
                 throw GatewayError.invalidRequest("'x-cache-ttl' must be a whole number of seconds.", param: "x-cache-ttl")
             }
@@ -252,14 +252,14 @@ final class TenancyRequestState: Sendable {
     func apply(to headers: inout HTTPFields) {
         let (decision, cache) = state.withLockedValue { ($0.decision, $0.cache) }
         if let decision {
-            headers[HTTPField.Name("x-ratelimit-limit-requests")!] = String(decision.requestLimit)
-            headers[HTTPField.Name("x-ratelimit-remaining-requests")!] = String(decision.requestsRemaining)
-            headers[HTTPField.Name("x-ratelimit-reset-requests")!] = Self.duration(milliseconds: decision.requestsResetMs)
-            headers[HTTPField.Name("x-ratelimit-limit-tokens")!] = String(decision.tokenLimit)
-            headers[HTTPField.Name("x-ratelimit-remaining-tokens")!] = String(decision.tokensRemaining)
-            headers[HTTPField.Name("x-ratelimit-reset-tokens")!] = Self.duration(milliseconds: decision.tokensResetMs)
+            headers[.rateLimitLimitRequests] = String(decision.requestLimit)
+            headers[.rateLimitRemainingRequests] = String(decision.requestsRemaining)
+            headers[.rateLimitResetRequests] = Self.duration(milliseconds: decision.requestsResetMs)
+            headers[.rateLimitLimitTokens] = String(decision.tokenLimit)
+            headers[.rateLimitRemainingTokens] = String(decision.tokensRemaining)
+            headers[.rateLimitResetTokens] = Self.duration(milliseconds: decision.tokensResetMs)
         }
-        if let cache { headers[HTTPField.Name("x-cache")!] = cache }
+        if let cache { headers[.cache] = cache }
     }
 
     /// `0s`, `0.25s`, `12s`: the time until the bucket is full again, as OpenAI writes it.
