@@ -38,16 +38,14 @@ public final class JobWaiters: Sendable {
     public let instanceID: String
     private let state = NIOLockedValueBox(State())
     private let store: ResultStore
-    private let subscriber = NIOLockedValueBox<RedisSubscriber?>(nil)
+    private let subscriber: RedisSubscriber
 
     public init(instanceID: String, store: ResultStore, endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
         self.instanceID = instanceID
         self.store = store
-        let subscriber = RedisSubscriber(
-            endpoint: endpoint,
-            channels: [RedisKeys.notifyChannel(instance: instanceID)],
-            timeoutMs: timeoutMs,
-            logger: logger,
+        subscriber = RedisSubscriber(
+            endpoint: endpoint, channels: [RedisKeys.notifyChannel(instance: instanceID)], timeoutMs: timeoutMs, logger: logger)
+        subscriber.start(
             onMessage: { [weak self] _, payload in
                 let notification = JobNotification.parse(payload)
                 self?.finished(notification.id, record: notification.record)
@@ -57,7 +55,6 @@ public final class JobWaiters: Sendable {
                 Task { await self.recheckAll() }
             }
         )
-        self.subscriber.withLockedValue { $0 = subscriber }
     }
 
     /// The number of requests registered or waiting.
@@ -165,10 +162,6 @@ public final class JobWaiters: Sendable {
     }
 
     public func shutdown() {
-        let subscriber = self.subscriber.withLockedValue { value in
-            defer { value = nil }
-            return value
-        }
-        subscriber?.shutdown()
+        subscriber.shutdown()
     }
 }

@@ -8,24 +8,41 @@ import Glibc
 /// `onSubscribed` each time the subscription is in place (the first time too), so that owners can re-check state
 /// whose messages they may have missed while not subscribed. The channels can change while it runs
 /// (`setChannels(_:)`).
+///
+/// An owner whose handlers capture itself creates its subscriber first and starts it at the end of its own
+/// initialisation (`init(endpoint:channels:timeoutMs:logger:)`, then `start(onMessage:onSubscribed:)`).
 /// Marked `@unchecked Sendable` because its mutable state is confined to its thread or guarded by `lock`.
 public final class RedisSubscriber: @unchecked Sendable {
     public typealias MessageHandler = @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
 
+    private let endpoint: RedisEndpointSettings
+    private let timeoutMs: Int
+    private let logger: Logger
     private let lock = NSLock()
     private var running = true
+    private var started = false
     /// The channels wanted; the thread brings the connection's subscription in line with them.
     private var wanted: Set<String>
     private let stopped = DispatchSemaphore(value: 0)
     /// Wakes the thread's `poll` when the channels change or at shutdown: `wake[1]` is written, `wake[0]` polled.
     private let wake: [Int32]
 
-    /// - Parameters:
-    ///   - channels: the channels to subscribe to first (`setChannels(_:)` changes them).
-    ///   - onMessage: called on the subscriber's thread for every message.
-    ///   - onSubscribed: called on the subscriber's thread once the subscription is in place: at first, and after
-    ///     each re-established connection.
-    public init(
+    /// A subscriber that connects once started.
+    /// - Parameter channels: the channels to subscribe to first (`setChannels(_:)` changes them).
+    public init(endpoint: RedisEndpointSettings, channels: [String], timeoutMs: Int = 2_000, logger: Logger) {
+        self.endpoint = endpoint
+        self.timeoutMs = timeoutMs
+        self.logger = logger
+        self.wanted = Set(channels)
+        var descriptors: [Int32] = [-1, -1]
+        if pipe(&descriptors) == 0 {
+            for descriptor in descriptors { _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK) }
+        }
+        self.wake = descriptors
+    }
+
+    /// A subscriber started at once (see `start(onMessage:onSubscribed:)`).
+    public convenience init(
         endpoint: RedisEndpointSettings,
         channels: [String],
         timeoutMs: Int = 2_000,
@@ -33,12 +50,25 @@ public final class RedisSubscriber: @unchecked Sendable {
         onMessage: @escaping MessageHandler,
         onSubscribed: @escaping @Sendable () -> Void
     ) {
-        self.wanted = Set(channels)
-        var descriptors: [Int32] = [-1, -1]
-        if pipe(&descriptors) == 0 {
-            for descriptor in descriptors { _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK) }
-        }
-        self.wake = descriptors
+        self.init(endpoint: endpoint, channels: channels, timeoutMs: timeoutMs, logger: logger)
+        start(onMessage: onMessage, onSubscribed: onSubscribed)
+    }
+
+    deinit {
+        // A started subscriber's thread closes the pipe when it ends.
+        if !started { for descriptor in wake where descriptor >= 0 { close(descriptor) } }
+    }
+
+    /// Starts the subscription on its own thread. Only the first call does, and none after `shutdown()`.
+    /// - Parameters:
+    ///   - onMessage: called on the subscriber's thread for every message.
+    ///   - onSubscribed: called on the subscriber's thread once the subscription is in place: at first, and after
+    ///     each re-established connection.
+    public func start(onMessage: @escaping MessageHandler, onSubscribed: @escaping @Sendable () -> Void = {}) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard running, !started else { return }
+        started = true
         let thread = Thread { [self] in
             var wasConnected = false
             var failures = 0
@@ -139,10 +169,10 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// Stops listening and waits for the thread to end.
     public func shutdown() {
         lock.lock()
-        let wasRunning = running
-        if wasRunning { signalWake() }
+        let threadRuns = running && started
+        if threadRuns { signalWake() }
         running = false
         lock.unlock()
-        if wasRunning { stopped.wait() }
+        if threadRuns { stopped.wait() }
     }
 }

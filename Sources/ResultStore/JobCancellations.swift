@@ -27,21 +27,17 @@ public final class JobCancellations: Sendable {
 
     private let state = Mutex(State())
     private let store: ResultStore
-    private let subscriber = Mutex<RedisSubscriber?>(nil)
+    private let subscriber: RedisSubscriber
 
     public init(store: ResultStore, endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
         self.store = store
-        let subscriber = RedisSubscriber(
-            endpoint: endpoint,
-            channels: [RedisKeys.jobCancellations],
-            timeoutMs: timeoutMs,
-            logger: logger,
+        subscriber = RedisSubscriber(endpoint: endpoint, channels: [RedisKeys.jobCancellations], timeoutMs: timeoutMs, logger: logger)
+        subscriber.start(
             onMessage: { [weak self] _, payload in self?.cancelled(String(decoding: payload, as: UTF8.self)) },
             onSubscribed: { [weak self] in
                 guard let self else { return }
                 Task { await self.recheckWatched() }
             })
-        self.subscriber.withLock { $0 = subscriber }
     }
 
     /// Starts watching job `id`; call before claiming it.
@@ -99,10 +95,6 @@ public final class JobCancellations: Sendable {
     }
 
     public func shutdown() {
-        let subscriber = self.subscriber.withLock { value in
-            defer { value = nil }
-            return value
-        }
-        subscriber?.shutdown()
+        subscriber.shutdown()
     }
 }

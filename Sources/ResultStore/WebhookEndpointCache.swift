@@ -28,24 +28,23 @@ public final class WebhookEndpointCache: Sendable {
     private let keys: WebhookKeyStore
     private let ttl: Duration
     private let state = Mutex(State())
-    private let subscriber = Mutex<RedisSubscriber?>(nil)
+    private let subscriber: RedisSubscriber?
 
     /// - Parameter ttl: how long a key's endpoints are kept; zero reads them for every job.
     public init(keys: WebhookKeyStore, ttl: Duration, endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
         self.keys = keys
         self.ttl = ttl
-        guard ttl > .zero else { return }
-        let subscriber = RedisSubscriber(
-            endpoint: endpoint,
-            channels: [RedisKeys.webhookEndpointChanges],
-            timeoutMs: timeoutMs,
-            logger: logger,
+        guard ttl > .zero else {
+            subscriber = nil
+            return
+        }
+        subscriber = RedisSubscriber(endpoint: endpoint, channels: [RedisKeys.webhookEndpointChanges], timeoutMs: timeoutMs, logger: logger)
+        subscriber?.start(
             onMessage: { [weak self] _, payload in self?.drop(String(decoding: payload, as: UTF8.self)) },
             onSubscribed: { [weak self] in
                 self?.drop(nil)
                 self?.state.withLock { $0.subscriptions += 1 }
             })
-        self.subscriber.withLock { $0 = subscriber }
     }
 
     /// The key's enabled endpoints.
@@ -80,10 +79,6 @@ public final class WebhookEndpointCache: Sendable {
     }
 
     public func shutdown() {
-        let subscriber = self.subscriber.withLock { value in
-            defer { value = nil }
-            return value
-        }
         subscriber?.shutdown()
     }
 }

@@ -203,6 +203,48 @@ extension Integration {
             #expect(subscriptions.withLockedValue { $0 } >= 2)
         }
 
+        @Test func aSubscriberConnectsOnceStartedAndOnlyOnce() async throws {
+            let redis = try client()
+            defer { redis.shutdown() }
+            let endpoint = RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort)
+            let (waiting, other) = (TestStack.unique("llmgw:test:later"), TestStack.unique("llmgw:test:now"))
+            let subscribers = { () async throws -> [Int] in
+                let reply = try await redis.command("PUBSUB", "NUMSUB", RedisArgument(waiting), RedisArgument(other)).array ?? []
+                return stride(from: 1, to: reply.count, by: 2).map { Int(reply[$0].integer ?? -1) }
+            }
+            let subscriber = RedisSubscriber(endpoint: endpoint, channels: [waiting], logger: logger)
+            defer { subscriber.shutdown() }
+            // One created and started after it has subscribed; the first, never started, has not.
+            let started = RedisSubscriber(endpoint: endpoint, channels: [other], logger: logger, onMessage: { _, _ in }, onSubscribed: {})
+            defer { started.shutdown() }
+            try await waitFor("the started subscriber", timeout: .seconds(10)) { try await subscribers() == [0, 1] }
+
+            let received = NIOLockedValueBox<[String]>([])
+            let record: RedisSubscriber.MessageHandler = { _, payload in
+                received.withLockedValue { $0.append(String(decoding: payload, as: UTF8.self)) }
+            }
+            subscriber.start(onMessage: record)
+            subscriber.start(onMessage: record)
+            try await waitFor("the subscription", timeout: .seconds(10)) { try await subscribers() == [1, 1] }
+            #expect(try await redis.command("PUBLISH", RedisArgument(waiting), "once").integer == 1)
+            try await waitFor("the message", timeout: .seconds(10)) { received.withLockedValue { $0 } == ["once"] }
+
+            // Shut down, a subscriber stays down, and one never started closes its pipe without a thread.
+            subscriber.shutdown()
+            subscriber.start(onMessage: record)
+            try await waitFor("the unsubscription", timeout: .seconds(10)) { try await subscribers() == [0, 1] }
+            let descriptors = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+            let before = descriptors()
+            for _ in 0..<50 {
+                let unused = RedisSubscriber(endpoint: endpoint, channels: [waiting], logger: logger)
+                unused.shutdown()
+            }
+            for _ in 0..<50 { _ = RedisSubscriber(endpoint: endpoint, channels: [waiting], logger: logger) }
+            // 200 descriptors if the pipes leaked; other tests' connections closing meanwhile may move a few.
+            #expect(descriptors() < before + 20, "\(before) descriptors before, \(descriptors()) after")
+            #expect(try await subscribers() == [0, 1])
+        }
+
         @Test func subscriberFollowsChannelChangesAndKeepsThemAcrossARestart() async throws {
             let server = try OwnRedis()
             try await server.start()

@@ -25,19 +25,19 @@ public final class Authenticator: Sendable {
     }
 
     private let cache = NIOLockedValueBox(Cache())
-    private let subscriber = NIOLockedValueBox<RedisSubscriber?>(nil)
+    private let subscriber: RedisSubscriber?
 
     public init(keys: KeyStore, jwt: JWTVerifier?, configuration: TenancyConfiguration, endpoint: RedisEndpointSettings, timeoutMs: Int, logger: Logger) {
         self.keys = keys
         self.jwt = jwt
         self.configuration = configuration
         self.logger = logger
-        guard configuration.authEnabled else { return }
-        let subscriber = RedisSubscriber(
-            endpoint: endpoint,
-            channels: [RedisKeys.apiKeyRevocations],
-            timeoutMs: timeoutMs,
-            logger: logger,
+        guard configuration.authEnabled else {
+            subscriber = nil
+            return
+        }
+        subscriber = RedisSubscriber(endpoint: endpoint, channels: [RedisKeys.apiKeyRevocations], timeoutMs: timeoutMs, logger: logger)
+        subscriber?.start(
             onMessage: { [weak self] _, payload in
                 self?.forget(String(decoding: payload, as: UTF8.self))
             },
@@ -49,7 +49,6 @@ public final class Authenticator: Sendable {
                 }
             }
         )
-        self.subscriber.withLockedValue { $0 = subscriber }
     }
 
     /// The single 401 every missing, unknown, revoked or invalid credential gets, so that none can be told apart.
@@ -113,10 +112,6 @@ public final class Authenticator: Sendable {
     }
 
     public func shutdown() {
-        let subscriber = self.subscriber.withLockedValue { value in
-            defer { value = nil }
-            return value
-        }
         subscriber?.shutdown()
     }
 }
