@@ -176,6 +176,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            // The Python helpers the tests start (receivers, the OpenAI SDK check), run from the checkout.
+            exclude: ["Python"],
             swiftSettings: strict
         ),
     ]
