@@ -81,10 +81,40 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_NEXT_PORT = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now and below the kernel's ephemeral range.
+
+    A port from bind(0) lies in the range that outgoing connections take their source ports from, so one of the
+    stack's own connections (the ingress's to Redis, say) could take it before the server binds it, and the server
+    would fail with "Address already in use". Ports are handed out upwards from a random start, each checked free.
+    """
+    low = _ephemeral_low()
+    if low <= 11000:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    if not _NEXT_PORT[0]:
+        _NEXT_PORT[0] = random.randrange(10000, low - 1000)
+    while True:
+        port = _NEXT_PORT[0]
+        _NEXT_PORT[0] = port + 1 if port + 1 < low else 10000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -12,9 +12,31 @@ fi
 TANSU="$root/.deps/tansu"
 export TANSU
 
-# Prints a free TCP port on 127.0.0.1.
+# Prints a TCP port that is free on 127.0.0.1 and not one of the arguments. It lies below the kernel's ephemeral
+# range: a port from bind(0) lies in it, and an outgoing connection of the stack could take it as its source port
+# before the server binds it ("Address already in use").
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  python3 - "$@" <<'PY'
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+taken = {int(a) for a in sys.argv[1:]}
+for _ in range(1000):
+    port = random.randrange(10000, low) if low > 11000 else 0
+    if port in taken:
+        continue
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(s.getsockname()[1])
+        break
+else:
+    sys.exit("no free port")
+PY
 }
 
 # Waits until host:port accepts connections, or fails after $2 seconds.

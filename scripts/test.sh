@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 work="$(mktemp -d /tmp/llmgw-test.XXXXXX)"
 redis_port="$(free_port)"
-broker_port="$(free_port)"
+broker_port="$(free_port "$redis_port")"
 pids=()
 cleanup() {
   # Gateway processes of this run that a failed test could not stop (they carry this run's work directory).

@@ -31,22 +31,42 @@ enum TestStack {
 
     static let http = HTTPClient(eventLoopGroupProvider: .singleton)
 
-    /// A free TCP port on 127.0.0.1.
+    /// A TCP port free on 127.0.0.1 now, below the kernel's ephemeral range. A port from bind(0) lies in the range
+    /// that outgoing connections take their source ports from, so one of a stack's own connections (an ingress's to
+    /// Redis) could take it before the stack's server binds it, which then fails with "Address already in use".
+    /// Ports are handed out upwards from a random start, so no two calls of a run get the same one.
     static func freePort() -> Int {
+        nextPort.withLockedValue { next in
+            if !ports.contains(next) { next = Int.random(in: ports) }
+            while true {
+                let port = next
+                next = port + 1 < ports.upperBound ? port + 1 : ports.lowerBound
+                if canBind(port) { return port }
+            }
+        }
+    }
+
+    private static let nextPort = NIOLockedValueBox(0)
+
+    /// The ports outside the ephemeral range: below it, or above it when it starts low.
+    private static let ports: Range<Int> = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        let (low, high) = bounds.count == 2 ? (bounds[0], bounds[1]) : (32_768, 60_999)
+        if low > 11_000 { return 10_000..<low }
+        return high < 64_000 ? (high + 1)..<65_536 : 10_000..<65_536
+    }()
+
+    private static func canBind(_ port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                _ = bind(descriptor, raw, length)
-                _ = getsockname(descriptor, raw, &length)
-            }
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Creates a topic on the test broker (and its batch lane), for tests that need a provider of their own.
