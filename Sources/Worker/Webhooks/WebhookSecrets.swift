@@ -17,10 +17,10 @@ public protocol WebhookSecrets: Sendable {
 public struct KeyStoreWebhookSecrets: WebhookSecrets {
     let keys: WebhookKeyStore
     let fallback: WebhookSecret?
-    /// Keeps each key's endpoints between its jobs; `nil` reads them for every job.
-    let endpointCache: WebhookEndpointCache?
+    /// Keeps each key's endpoints between its jobs (one with a zero TTL reads them for every job).
+    let endpointCache: WebhookEndpointCache
 
-    public init(keys: WebhookKeyStore, fallback: WebhookSecret?, endpointCache: WebhookEndpointCache? = nil) {
+    public init(keys: WebhookKeyStore, fallback: WebhookSecret?, endpointCache: WebhookEndpointCache) {
         self.keys = keys
         self.fallback = fallback
         self.endpointCache = endpointCache
@@ -32,8 +32,7 @@ public struct KeyStoreWebhookSecrets: WebhookSecrets {
     }
 
     public func endpoints(forKey id: String) async throws -> [String] {
-        if let endpointCache { return try await endpointCache.endpoints(forKey: id) }
-        return try await keys.endpoints(forKey: id).filter { $0.disabledAt == nil }.map(\.url)
+        try await endpointCache.endpoints(forKey: id)
     }
 
     public func disableEndpoint(url: String, forKey id: String) async throws {
