@@ -128,23 +128,39 @@ public struct ResultStore: Sendable {
         }
     }
 
-    /// Extends the lease while the job runs. Returns `false` when the lease was lost to another worker.
-    public func renewLease(id: String, worker: String, leaseMs: Int) async throws(ResultStoreError) -> Bool {
+    /// What renewing a job's lease found.
+    public enum LeaseRenewal: Sendable, Hashable {
+        case renewed
+        /// Another worker holds the lease (this one's expired and the job was claimed again).
+        case heldElsewhere
+        /// No lease: it expired unclaimed, or the job's finish released it.
+        case lapsed
+
+        init(_ reply: RedisValue) {
+            switch reply.integer {
+            case 1: self = .renewed
+            case 0: self = .heldElsewhere
+            default: self = .lapsed
+            }
+        }
+    }
+
+    /// Extends the lease while the job runs.
+    public func renewLease(id: String, worker: String, leaseMs: Int) async throws(ResultStoreError) -> LeaseRenewal {
         let reply = try await storeCall {
             try await redis.eval(Scripts.renew, keys: [RedisKeys.jobLease(id)], arguments: [RedisArgument(worker), RedisArgument(leaseMs)])
         }
-        return reply.integer == 1
+        return LeaseRenewal(reply)
     }
 
-    /// Extends the leases of several jobs in one round trip. Returns, in the order of `ids`, whether each was
-    /// renewed (`false`: the lease is gone or belongs to another worker).
-    public func renewLeases(ids: [String], worker: String, leaseMs: Int) async throws(ResultStoreError) -> [Bool] {
+    /// Extends the leases of several jobs in one round trip; returns what each renewal found, in the order of `ids`.
+    public func renewLeases(ids: [String], worker: String, leaseMs: Int) async throws(ResultStoreError) -> [LeaseRenewal] {
         guard !ids.isEmpty else { return [] }
         let commands = ids.map { id in
             RedisCommand.eval(Scripts.renew, keys: [RedisKeys.jobLease(id)], arguments: [RedisArgument(worker), RedisArgument(leaseMs)])
         }
         let replies = try await storeCall { try await redis.pipeline(commands: commands) }
-        return replies.map { $0.integer == 1 }
+        return replies.map(LeaseRenewal.init)
     }
 
     /// Writes the final outcome, releases the lease and notifies the waiting ingress replica, atomically.

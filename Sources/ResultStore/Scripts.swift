@@ -72,13 +72,16 @@ enum Scripts {
     return {'run', runs}
     """)
 
-    /// KEYS: lease. ARGV: worker id, lease ms. Returns 1 when renewed, 0 when the lease belongs to someone else.
+    /// KEYS: lease. ARGV: worker id, lease ms. Returns 1 when renewed, 0 when the lease belongs to another worker,
+    /// -1 when there is none (it expired, or the job's finish deleted it).
     static let renew: RedisScript = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
+    local owner = redis.call('GET', KEYS[1])
+    if owner == ARGV[1] then
       redis.call('PEXPIRE', KEYS[1], ARGV[2])
       return 1
     end
-    return 0
+    if owner then return 0 end
+    return -1
     """
 
     /// KEYS: job hash, lease, due webhooks (sorted set), then one hash per webhook delivery, then optionally the

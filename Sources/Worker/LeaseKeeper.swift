@@ -10,8 +10,15 @@ final class LeaseKeeper: Sendable {
     private let workerID: String
     let leaseMs: Int
     private let logger: Logger
-    /// The jobs held, by id, with the logger of each run (its metadata names the job).
-    private let held = Mutex<[String: Logger]>([:])
+    /// The jobs held, by id.
+    private let held = Mutex<[String: Hold]>([:])
+
+    private struct Hold {
+        /// The run's logger (its metadata names the job).
+        var logger: Logger
+        /// The run is storing its outcome, whose script deletes the lease: a renewal may find it gone.
+        var finishing = false
+    }
 
     init(store: ResultStore, workerID: String, leaseMs: Int, logger: Logger) {
         self.store = store
@@ -22,7 +29,13 @@ final class LeaseKeeper: Sendable {
 
     /// Renews `id`'s lease from now on, until `release(_:)`.
     func hold(_ id: String, logger: Logger) {
-        held.withLock { $0[id] = logger }
+        held.withLock { $0[id] = Hold(logger: logger) }
+    }
+
+    /// Marks `id`'s run as storing its outcome. Its lease is still renewed (the store may be retried through an
+    /// outage), but a lease found gone or taken is then the finish's doing, or a duplicate the finish detects.
+    func finishing(_ id: String) {
+        held.withLock { $0[id]?.finishing = true }
     }
 
     func release(_ id: String) {
@@ -41,20 +54,30 @@ final class LeaseKeeper: Sendable {
         }
     }
 
-    /// Renews every held lease once.
-    func renewAll() async {
-        let jobs = held.withLock { $0 }
-        guard !jobs.isEmpty else { return }
-        let ids = Array(jobs.keys)
+    /// Renews every held lease once, and returns the jobs still running here whose lease was lost: taken by
+    /// another worker, or lapsed (which lets another worker claim the job). Each is logged.
+    @discardableResult
+    func renewAll() async -> [String: ResultStore.LeaseRenewal] {
+        let ids = held.withLock { Array($0.keys) }
+        guard !ids.isEmpty else { return [:] }
+        let renewals: [ResultStore.LeaseRenewal]
         do {
-            let renewed = try await store.renewLeases(ids: ids, worker: workerID, leaseMs: leaseMs)
-            for (id, isRenewed) in zip(ids, renewed) where !isRenewed {
-                // A job that ended meanwhile released its lease itself: only a job still held here lost it.
-                guard held.withLock({ $0[id] != nil }) else { continue }
-                (jobs[id] ?? logger).warning("Job lease lost to another worker")
-            }
+            renewals = try await store.renewLeases(ids: ids, worker: workerID, leaseMs: leaseMs)
         } catch {
             logger.warning("Job leases not renewed", metadata: ["jobs": "\(ids.count)", "error": "\(error)"])
+            return [:]
         }
+        var lost: [String: ResultStore.LeaseRenewal] = [:]
+        for (id, renewal) in zip(ids, renewals) where renewal != .renewed {
+            // A job that ended meanwhile released its lease itself; only a run still under way lost it.
+            guard let hold = held.withLock({ $0[id] }), !hold.finishing else { continue }
+            lost[id] = renewal
+            switch renewal {
+            case .heldElsewhere: hold.logger.warning("Job lease lost to another worker")
+            case .lapsed: hold.logger.warning("Job lease lapsed before its renewal; another worker may claim the job")
+            case .renewed: break
+            }
+        }
+        return lost
     }
 }

@@ -257,6 +257,7 @@ public final class WorkerService: Service, Sendable {
         let tenancy = tenancyCommands(envelope, run: run)
 
         // Persist the outcome; retry through Redis outages, since the offset must not move before it is stored.
+        leases.finishing(envelope.id)
         attempt = 0
         while true {
             attempt += 1

@@ -308,8 +308,9 @@ extension Integration {
                 return
             }
             #expect(wait > 0 && wait <= 5000)
-            #expect(try await store.renewLease(id: id, worker: "a", leaseMs: 5000))
-            #expect(try await store.renewLease(id: id, worker: "b", leaseMs: 5000) == false)
+            #expect(try await store.renewLease(id: id, worker: "a", leaseMs: 5000) == .renewed)
+            #expect(try await store.renewLease(id: id, worker: "b", leaseMs: 5000) == .heldElsewhere)
+            #expect(try await store.renewLease(id: try await newJob(store), worker: "a", leaseMs: 5000) == .lapsed)
             // The holder may claim again (its own redelivery).
             #expect(try await store.start(id: id, worker: "a", leaseMs: 5000, now: 2) == .run(attempt: 2))
             let record = try #require(try await store.record(id: id))
@@ -346,6 +347,32 @@ extension Integration {
             keeper.release(held)
             try await waitFor("the held job's lease to expire once released", timeout: .seconds(5), every: .milliseconds(20)) { try await lease(held) == nil }
             #expect(try await store.start(id: held, worker: "b", leaseMs: 600, now: 3) == .run(attempt: 2))
+        }
+
+        @Test func theLeaseKeeperReportsLostLeasesButNotThoseItsFinishesRelease() async throws {
+            let store = try store()
+            defer { store.redis.shutdown() }
+            let (running, taken, lapsed, finished) = (try await newJob(store), try await newJob(store), try await newJob(store), try await newJob(store))
+            let keeper = LeaseKeeper(store: store, workerID: "a", leaseMs: 5000, logger: logger)
+            for id in [running, taken, lapsed, finished] {
+                #expect(try await store.start(id: id, worker: "a", leaseMs: 5000, now: 1) == .run(attempt: 1))
+                keeper.hold(id, logger: logger)
+            }
+            try await store.redis.command("SET", RedisArgument(RedisKeys.jobLease(taken)), "b", "PX", "5000")
+            try await store.redis.command("DEL", RedisArgument(RedisKeys.jobLease(lapsed)))
+            // The run is storing its outcome, which deletes the lease, and the renewal runs before its release.
+            keeper.finishing(finished)
+            let completion = ChatCompletion(model: "gpt-4o-mini", text: "done", finishReason: .stop, usage: Usage(promptTokens: 1, completionTokens: 1))
+            #expect(try await store.finish(id: finished, worker: "a", outcome: .completed(completion), attemptLog: [], provider: "openai", model: "gpt-4o-mini", now: 2))
+            #expect(await keeper.renewAll() == [taken: .heldElsewhere, lapsed: .lapsed])
+            #expect(try await store.redis.command("PTTL", RedisArgument(RedisKeys.jobLease(running))).integer ?? 0 > 4000)
+            // A finishing run's lease is still renewed, as long as it is this worker's.
+            keeper.finishing(running)
+            #expect(await keeper.renewAll() == [taken: .heldElsewhere, lapsed: .lapsed])
+            #expect(try await store.redis.command("GET", RedisArgument(RedisKeys.jobLease(running))).string == "a")
+            #expect(try await store.redis.command("EXISTS", RedisArgument(RedisKeys.jobLease(finished))) == .integer(0))
+            for id in [taken, lapsed] { keeper.release(id) }
+            #expect(await keeper.renewAll() == [:])
         }
 
         @Test func aJobEndsOnceAndRedeliveriesSeeIt() async throws {
