@@ -13,6 +13,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -256,26 +257,59 @@ class Tracked:
         return sum(cpu_ticks(p) for p in process_tree(self.pid))
 
 
-class MemorySampler:
-    """Samples the RSS of the given processes every 250 ms while load runs, keeping each one's peak."""
+class ProcessSampler:
+    """While load runs: samples the RSS of the given processes every 250 ms, keeping each one's peak, and counts
+    the CPU time each one used (`cpu_seconds`, by label, once the block ended)."""
 
     def __init__(self, tracked: list[Tracked]):
         self.tracked = tracked
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
+        self.started: dict[str, int] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     def run(self) -> None:
         while not self.stop_event.wait(0.25):
             for item in self.tracked:
                 item.peak_rss_kb = max(item.peak_rss_kb, item.rss())
 
-    def __enter__(self):
+    def per_request(self, requests: int, load_generator_seconds: float | None = None) -> dict[str, float]:
+        """CPU microseconds per request of each process (and of wrk, when given), for `requests` answered."""
+        if requests <= 0:
+            return {}
+        used = dict(self.cpu_seconds)
+        if load_generator_seconds is not None:
+            used[LOAD_GENERATOR] = load_generator_seconds
+        return {label: seconds * 1e6 / requests for label, seconds in used.items()}
+
+    def count_cpu_from_now(self) -> None:
+        self.started = {item.label: item.ticks() for item in self.tracked}
+
+    def start(self) -> ProcessSampler:
+        self.count_cpu_from_now()
         self.thread.start()
         return self
 
-    def __exit__(self, *_):
+    def stop(self) -> None:
+        hz = os.sysconf("SC_CLK_TCK")
+        self.cpu_seconds = {item.label: (item.ticks() - self.started[item.label]) / hz for item in self.tracked}
         self.stop_event.set()
         self.thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+LOAD_GENERATOR = "wrk (load generator)"
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU of this process's reaped children (wrk, once it exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # MARK: - contenders
@@ -527,10 +561,12 @@ def wrk(c: Contender, connections: int, duration: float, *, unique: bool = True,
             "-s", str(CHAT_LUA), f"{c.base}{path}"]
     if S.wrk_cpus:
         argv = ["taskset", "-c", S.wrk_cpus] + argv
+    cpu_before = children_cpu_seconds()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if on_start is not None:
         on_start(process)
     out, err = process.communicate()
+    wrk_cpu = children_cpu_seconds() - cpu_before
     for line in out.splitlines():
         if line.startswith("BENCHJSON "):
             result = json.loads(line[len("BENCHJSON "):])
@@ -539,6 +575,7 @@ def wrk(c: Contender, connections: int, duration: float, *, unique: bool = True,
             result["ok"] = result["requests"] - result["status_errors"]
             result["rps"] = result["ok"] / seconds if seconds > 0 else 0
             result["errors"] = errors
+            result["wrk_cpu_s"] = wrk_cpu
             return result
     raise RuntimeError(f"wrk gave no result for {c.name}: {out[-500:]} {err[-500:]}")
 
@@ -579,8 +616,9 @@ def run_wrk_scenario(scenario: str, contenders: list[Contender], connections: in
             if prepare is not None and prepare(c):
                 wrk(c, connections, 1, **kwargs)
             targets = [t for t in (sampler_targets or []) if t.contender in (c.name, "direct")]
-            with MemorySampler(targets):
+            with ProcessSampler(targets) as sampler:
                 result = wrk(c, connections, duration, **kwargs)
+            result["cpu_us"] = sampler.per_request(result["ok"], result["wrk_cpu_s"])
             runs[c.name].append(result)
             log(f"{scenario} round {r + 1} {c.name}: {result['rps']:.0f} req/s, p50 {result['p50_us'] / 1000:.2f} ms, "
                 f"p99 {result['p99_us'] / 1000:.2f} ms, errors {result['errors']}")
@@ -653,14 +691,15 @@ def run_stream(contenders: list[Contender]) -> dict[str, list[dict]]:
 
 # MARK: - async completion
 
-def run_async(gateway: Contender, mock: str, prepare=None, backlog: bool = False) -> list[dict]:
+def run_async(gateway: Contender, mock: str, tracked: list[Tracked], prepare=None, backlog: bool = False) -> list[dict]:
     """N jobs submitted with POST /gateway/jobs at the fixed concurrency, timed until the last job's `completed_at`
     (read from GET /gateway/jobs/{id} once the worker counts all N ended, so reading competes with no job).
 
     End to end (`backlog` false), the clock starts at the first submission while the worker consumes on the same
     CPUs. As a backlog (`backlog` true), the worker is paused (SIGSTOP) while the N jobs are submitted and queued,
     and the clock starts when it resumes: the issue's "N jobs submitted, then timed until all are completed", the
-    rate at which a worker drains a queue (needs a fresh stack per round, for the worker's pid)."""
+    rate at which a worker drains a queue (needs a fresh stack per round, for the worker's pid).
+    The CPU time of each process in `tracked` is counted over the timed part, until the worker counts all N."""
     runs = []
     n = S.async_jobs
     per_thread = max(1, n // S.wrk_threads)
@@ -689,6 +728,7 @@ def run_async(gateway: Contender, mock: str, prepare=None, backlog: bool = False
         os.environ["BENCH_DONE_MARKER"] = str(marker)
         if worker is not None:
             os.killpg(worker.pid, signal.SIGSTOP)
+        sampler = ProcessSampler(tracked).start()
         try:
             submit = wrk(gateway, S.connections, 300, path="/gateway/jobs", kind="job", prompt=f"{name} bench",
                          limit=per_thread, ids_out=ids_file,
@@ -698,12 +738,15 @@ def run_async(gateway: Contender, mock: str, prepare=None, backlog: bool = False
             del os.environ["BENCH_DONE_MARKER"]
             if worker is not None:
                 clock[:] = [time.time()]
+                sampler.count_cpu_from_now()
                 os.killpg(worker.pid, signal.SIGCONT)
         ids = [line for line in ids_file.read_text().split() if line]
         # Reading the records costs the ingress and Redis CPU, so wait for the worker's count of ended jobs first.
         deadline = time.time() + 120
         while jobs_ended(gateway) < ended_before + len(ids) and time.time() < deadline:
             time.sleep(0.05)
+        sampler.stop()
+        cpu_us = sampler.per_request(len(ids), None if backlog else submit["wrk_cpu_s"])
         records = fetch_records(gateway, ids)
         pending = [i for i, rec in records.items() if rec.get("status") != "completed"]
         deadline = time.time() + 120
@@ -724,7 +767,8 @@ def run_async(gateway: Contender, mock: str, prepare=None, backlog: bool = False
         last = max(rec["completed_at"] for rec in completed)
         seconds = last - clock[0]
         result = {"jobs": len(ids), "completed": len(completed), "seconds": seconds,
-                  "rate": len(completed) / seconds, "submit_rps": submit["rps"], "submit_p99_us": submit["p99_us"]}
+                  "rate": len(completed) / seconds, "submit_rps": submit["rps"], "submit_p99_us": submit["p99_us"],
+                  "cpu_us": cpu_us}
         runs.append(result)
         log(f"{name} round {r + 1}: {len(completed)}/{len(ids)} jobs completed in {seconds:.2f} s "
             f"= {result['rate']:.0f} jobs/s (submitted at {submit['rps']:.0f}/s)")
@@ -842,6 +886,7 @@ def summarize(results: dict, contenders: dict[str, Contender]) -> dict:
                       "seconds": median([r["seconds"] for r in async_runs if r["seconds"] is not None]),
                       "submit_rps": median([r["submit_rps"] for r in async_runs]),
                       "incomplete": sum(r["jobs"] - r["completed"] for r in async_runs)}
+    s["cpu"] = cpu_rows(results)
     stream = results.get("stream", {})
     sdirect = stream.get("direct", [])
     for name, runs in stream.items():
@@ -855,6 +900,34 @@ def summarize(results: dict, contenders: dict[str, Contender]) -> dict:
                     "peak_mb": t.peak_rss_kb / 1024 if t.peak_rss_kb else None, "idle_cpu": t.idle_cpu_percent}
                    for c in contenders.values() for t in c.tracked]
     return s
+
+
+CPU_SCENARIOS = (
+    ("miss", f"cache miss, c={S.connections}"),
+    ("hit", f"cache hit, c={S.connections}"),
+    ("accept", "`POST /gateway/jobs`, worker consuming"),
+    ("accept_alone", "`POST /gateway/jobs`, worker paused"),
+    ("backlog", "backlog drain (per job)"),
+    ("async", "async end to end (per job)"),
+)
+
+
+def cpu_rows(results: dict) -> list[dict]:
+    """Per scenario and contender, the median over rounds of each process's CPU microseconds per request."""
+    rows = []
+    for key, title in CPU_SCENARIOS:
+        runs_by_name = results.get(key, {})
+        if isinstance(runs_by_name, list):  # async, backlog: the gateway's rounds
+            runs_by_name = {"llm-gateway": runs_by_name}
+        for name, runs in runs_by_name.items():
+            samples = [r["cpu_us"] for r in runs if r.get("cpu_us")]
+            if not samples:
+                continue
+            labels = list(dict.fromkeys(label for sample in samples for label in sample))
+            per_process = {label: median([sample.get(label, 0.0) for sample in samples]) for label in labels}
+            rows.append({"scenario": title, "contender": name, "processes": per_process,
+                         "total": median([sum(sample.values()) for sample in samples])})
+    return rows
 
 
 def goals(s: dict, contenders: dict[str, Contender]) -> list[tuple[str, str, str, str]]:
@@ -1019,6 +1092,19 @@ def write_report(results: dict, contenders: dict[str, Contender], info: dict, st
                 lines.append(f"| {n} | {contenders[n].unavailable['stream']} | | | | |")
         lines.append("")
 
+    if s["cpu"]:
+        lines += ["## CPU time per request, by process", "",
+                  "Where each contender's CPU goes: each process's user + system CPU time (from /proc) over the "
+                  "measured run, divided by the requests answered (for the async rows, by the jobs), median of the "
+                  "rounds. On a 2-CPU box the throughput at saturation is at most 2 s / total. The mock provider is "
+                  "shared by every contender; the gateway's column covers the ingress, worker, broker and its Redis.", "",
+                  "| scenario | contender | CPU µs per request, by process | total |", "|---|---|---|---|"]
+        for row in s["cpu"]:
+            parts = " · ".join(f"{label} {value:,.0f}" for label, value in
+                               sorted(row["processes"].items(), key=lambda item: -item[1]))
+            lines.append(f"| {row['scenario']} | {row['contender']} | {parts} | {row['total']:,.0f} |")
+        lines.append("")
+
     lines += ["## Resident memory (RSS from /proc, process and children) and idle CPU", "",
               "| contender | process | idle | peak under load | idle CPU |", "|---|---|---|---|---|"]
     for m in s["memory"]:
@@ -1160,6 +1246,7 @@ def main() -> int:
                                               sampler_targets=tracked, prepare=fresh("round", prime="cache hit bench"),
                                               unique=False, prompt="cache hit bench")
         gateway = contenders.get("llm-gateway")
+        gateway_tracked = [t for t in tracked if t.contender in ("llm-gateway", "direct")]
         if gateway and "accept" in S.scenarios and "accept" not in gateway.unavailable:
             fresh_for_scenario()
             log(f"accept c={S.connections}: warm-up {S.warmup}s")
@@ -1170,8 +1257,9 @@ def main() -> int:
                     wrk(gateway, S.connections, 1, path="/gateway/jobs", kind="job", prompt="accept bench")
                 else:
                     quiesce(mock)
-                with MemorySampler([t for t in tracked if t.contender in ("llm-gateway", "direct")]):
+                with ProcessSampler(gateway_tracked) as sampler:
                     result = wrk(gateway, S.connections, S.duration, path="/gateway/jobs", kind="job", prompt="accept bench")
+                result["cpu_us"] = sampler.per_request(result["ok"], result["wrk_cpu_s"])
                 runs.append(result)
                 log(f"accept round {r + 1}: {result['rps']:.0f} 202/s, p99 {result['p99_us'] / 1000:.2f} ms, "
                     f"errors {result['errors']}")
@@ -1181,7 +1269,9 @@ def main() -> int:
                     worker = GATEWAY_RUNNING[2]
                     os.killpg(worker.pid, signal.SIGSTOP)
                     try:
-                        alone = wrk(gateway, S.connections, S.duration, path="/gateway/jobs", kind="job", prompt="accept alone bench")
+                        with ProcessSampler(gateway_tracked) as sampler:
+                            alone = wrk(gateway, S.connections, S.duration, path="/gateway/jobs", kind="job", prompt="accept alone bench")
+                        alone["cpu_us"] = sampler.per_request(alone["ok"], alone["wrk_cpu_s"])
                     finally:
                         os.killpg(worker.pid, signal.SIGCONT)
                     alone_runs.append(alone)
@@ -1190,11 +1280,9 @@ def main() -> int:
             if alone_runs:
                 results["accept_alone"] = {"llm-gateway": alone_runs}
         if gateway and "async" in S.scenarios and "async" not in gateway.unavailable:
-            with MemorySampler([t for t in tracked if t.contender in ("llm-gateway", "direct")]):
-                results["async"] = run_async(gateway, mock, fresh("round"))
+            results["async"] = run_async(gateway, mock, gateway_tracked, fresh("round"))
             if S.gateway_fresh == "round":
-                with MemorySampler([t for t in tracked if t.contender in ("llm-gateway", "direct")]):
-                    results["backlog"] = run_async(gateway, mock, fresh("round"), backlog=True)
+                results["backlog"] = run_async(gateway, mock, gateway_tracked, fresh("round"), backlog=True)
         if "stream" in S.scenarios:
             fresh_for_scenario()
             results["stream"] = run_stream([c for c in ordered if "stream" not in c.unavailable])
