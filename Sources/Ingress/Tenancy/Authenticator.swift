@@ -63,20 +63,40 @@ public final class Authenticator: Sendable {
         guard configuration.authEnabled else {
             return .anonymous
         }
-        guard let raw = headers[.authorization]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { throw Self.unauthorized }
-        let token = raw.lowercased().hasPrefix("bearer ") ? String(raw.dropFirst(7)).trimmingCharacters(in: .whitespaces) : raw
+        guard let header = headers[.authorization], let token = Self.credential(header) else { throw Self.unauthorized }
         if let key = APIKey(parsing: token) {
             return try await tenant(for: key)
         }
         if let jwt, JWTVerifier.looksLikeJWT(token) {
             do {
-                return try jwt.verify(token, now: Date().timeIntervalSince1970)
+                return try jwt.verify(String(token), now: Date().timeIntervalSince1970)
             } catch {
                 logger.debug("JWT refused", metadata: ["reason": "\(error.rawValue)"])
                 throw Self.unauthorized
             }
         }
         throw Self.unauthorized
+    }
+
+    /// The credential in an `Authorization` value: the value without the spaces and tabs around it and without a
+    /// leading `Bearer ` (in any case); a bare credential is taken as it is, as in the seed. `nil` when nothing is
+    /// left. Works on the UTF-8 bytes: it runs on every request.
+    static func credential(_ value: String) -> Substring? {
+        let utf8 = value.utf8
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard var start = utf8.firstIndex(where: { !isBlank($0) }), let last = utf8.lastIndex(where: { !isBlank($0) }) else { return nil }
+        let end = utf8.index(after: last)
+        let scheme = "bearer ".utf8
+        if utf8.distance(from: start, to: end) > scheme.count,
+           zip(utf8[start...], scheme).allSatisfy({ byte, expected in byte | 0x20 == expected })
+        {
+            // `| 0x20` lower-cases letters; the scheme's space only matches a space (0x20) or NUL, which a field
+            // value cannot hold.
+            start = utf8.index(start, offsetBy: scheme.count)
+            guard let first = utf8[start..<end].firstIndex(where: { !isBlank($0) }) else { return nil }
+            start = first
+        }
+        return Substring(utf8[start..<end])
     }
 
     private func tenant(for key: APIKey) async throws(GatewayError) -> Tenant {

@@ -70,7 +70,7 @@ public struct TenancyGate: Sendable {
     public func plan(_ job: NormalizedJob, headers: HTTPFields, streaming: Bool = false) throws(GatewayError) -> Plan {
         guard let state = TenancyRequestState.current else { throw GatewayError.internalError }
         let tenant = state.tenant
-        let directives = Set((headers[.cacheControl] ?? "").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        let directives = headers[.cacheControl].map { Set($0.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) } ?? []
         var ttl = configuration.cacheTTL
         if let raw = headers[.cacheTTL] {
             guard let requested = Int(raw.trimmingCharacters(in: .whitespaces)), requested >= 0 else {
