@@ -150,7 +150,7 @@ public struct JobService: Sendable {
             let hint = DispatchHint(
                 partition: enqueued.position.partition, offset: enqueued.position.offset, jobID: id,
                 traceparent: enqueued.traceparent, payload: recording.payload)
-            await store.publish(hint, topic: topic)
+            store.publish(hint, topic: topic)
         }
         return Accepted(record: draft.record, registration: registration)
     }

@@ -48,14 +48,25 @@ public final class RedisClient: Sendable {
 
     /// Runs several commands, scripts among them, in one round trip; replies come back in order.
     public func pipeline(commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
+        try await connection().send(commands)
+    }
+
+    /// Sends commands whose outcome nobody needs (a best-effort `PUBLISH`, say) without waiting for the round
+    /// trip: the replies, error replies and failures included, are dropped.
+    public func post(commands: [RedisCommand]) {
+        connection().post(commands)
+    }
+
+    /// A connection of the current event loop, else any, taken in turn.
+    private func connection() -> RedisConnection {
         let turn = next.withLockedValue { value in
             defer { value = (value + 1) & 0xFFFF_FFFF }
             return value
         }
         if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let local = connectionsByLoop[ObjectIdentifier(loop)] {
-            return try await connections[local[turn % local.count]].send(commands)
+            return connections[local[turn % local.count]]
         }
-        return try await connections[turn % connections.count].send(commands)
+        return connections[turn % connections.count]
     }
 
     /// Runs a Lua script (by `EVALSHA` once the connection loaded it).

@@ -56,6 +56,16 @@ final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// Sends commands without waiting for their replies, which are read and dropped, errors included.
+    func post(_ commands: [RedisCommand]) {
+        let request = Request(commands: commands, continuation: nil)
+        if eventLoop.inEventLoop {
+            submit(request)
+        } else {
+            eventLoop.execute { self.submit(request) }
+        }
+    }
+
     func shutdown() {
         eventLoop.execute {
             self.running = false
@@ -261,7 +271,8 @@ extension RedisConnection {
         var deadline = NIODeadline.distantFuture
         private var continuation: CheckedContinuation<[RedisValue], any Error>?
 
-        init(commands: [RedisCommand], continuation: CheckedContinuation<[RedisValue], any Error>) {
+        /// - Parameter continuation: `nil` for commands whose replies nobody waits for (`post`).
+        init(commands: [RedisCommand], continuation: CheckedContinuation<[RedisValue], any Error>?) {
             self.commands = commands
             self.replies = Array(repeating: .null, count: commands.count)
             self.remaining = commands.count

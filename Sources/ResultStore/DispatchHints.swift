@@ -4,15 +4,12 @@ import Redis
 import Synchronization
 
 extension ResultStore {
-    /// Publishes a `DispatchHint` for an acknowledged record. Best effort: a hint that is not delivered only means
-    /// the job starts when its record is fetched.
-    /// - Returns: the number of workers that received it, or `nil` when Redis did not answer.
-    @discardableResult
-    public func publish(_ hint: DispatchHint, topic: String) async -> Int? {
+    /// Publishes a `DispatchHint` for an acknowledged record, without waiting for Redis's answer: the request that
+    /// waits for the job needs no round trip for it. Best effort: a hint that is not delivered only means the job
+    /// starts when its record is fetched.
+    public func publish(_ hint: DispatchHint, topic: String) {
         let channel = RedisKeys.dispatchChannel(topic: topic, partition: hint.partition)
-        let reply = try? await redis.command("PUBLISH", RedisArgument(channel), RedisArgument(hint.encoded))
-        guard case .integer(let receivers) = reply else { return nil }
-        return Int(receivers)
+        redis.post(commands: [RedisCommand(["PUBLISH", RedisArgument(channel), RedisArgument(hint.encoded)])])
     }
 }
 

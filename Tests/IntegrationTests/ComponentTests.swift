@@ -54,6 +54,31 @@ extension Integration {
             #expect(values.allSatisfy { $0.value == "v\($0.key)" })
         }
 
+        /// `post` writes commands without a waiter: they run in order on the connection, and their replies (an
+        /// error reply among them) are consumed without shifting the next caller's reply.
+        @Test func postedCommandsRunAndTheirRepliesReachNoOne() async throws {
+            let redis = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: try TestStack.redisPort), connections: 1, timeoutMs: 1000, logger: logger)
+            defer { redis.shutdown() }
+            let key = RedisArgument(TestStack.unique("llmgw:test:posted"))
+            for _ in 0..<3 {
+                redis.post(commands: [RedisCommand(["INCR", key])])
+            }
+            redis.post(commands: [RedisCommand(["WRONGCOMMAND"]), RedisCommand(["INCR", key])])
+            #expect(try await redis.command("GET", key).string == "4")
+            #expect(try await redis.command("ECHO", "next").string == "next")
+
+            // Posted while the server is down: nothing is thrown or left waiting, and posts work once it is up.
+            let server = try OwnRedis()
+            let down = RedisClient(endpoint: RedisEndpointSettings(host: "127.0.0.1", port: server.port), connections: 1, timeoutMs: 1000, logger: logger)
+            defer { down.shutdown() }
+            down.post(commands: [RedisCommand(["PING"])])
+            try await server.start()
+            defer { server.process?.signal(SIGKILL) }
+            try await waitFor("the client to connect", timeout: .seconds(10)) { await down.ping() }
+            down.post(commands: [RedisCommand(["INCR", "llmgw:test:posted-up"])])
+            #expect(try await down.command("GET", "llmgw:test:posted-up").string == "1")
+        }
+
         @Test func argumentsAreBinarySafe() async throws {
             let redis = try client()
             defer { redis.shutdown() }
