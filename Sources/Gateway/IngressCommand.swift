@@ -135,4 +135,11 @@ extension GatewayConfiguration {
         kafka.debugContexts = kafkaDebug
         return kafka
     }
+
+    /// The batch lane's consumers: the same, with the batch lane's fetch wait.
+    var batchKafka: KafkaConfiguration {
+        var kafka = self.kafka
+        kafka.fetchWaitMaxMs = kafkaBatchFetchWaitMs
+        return kafka
+    }
 }

@@ -86,7 +86,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 hints: hints?.feeds[Topics.jobs(provider: id)])))
             // The batch lane: its own topic, group and in-flight bound, so bulk jobs never take interactive slots.
             let batch = try KafkaConsumer(
-                configuration: configuration.kafka,
+                configuration: configuration.batchKafka,
                 groupID: Topics.consumerGroup(provider: id, lane: .batch),
                 topics: [Topics.jobs(provider: id, lane: .batch)],
                 maxInFlight: configuration.lifecycle.batchConcurrency,

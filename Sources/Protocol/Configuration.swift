@@ -114,6 +114,11 @@ public struct GatewayConfiguration: Sendable {
     /// broker more often: at 1 ms an idle worker kept the local broker at 19 % of a CPU, at 50 ms 3 %.
     /// At least 1: 0 has the consumer ask the broker again at once, which keeps both busy.
     public var kafkaFetchWaitMs = 50
+    /// `LLMGW_KAFKA_BATCH_FETCH_WAIT_MS`: the same for the batch lane, 500 ms (librdkafka's default). Bulk jobs
+    /// can start later; each fetch that Tansu holds and answers empty costs it about a millisecond of CPU, and its
+    /// synchronous produce requests answered meanwhile wait (at c=1 the slow synchronous requests came once per
+    /// consumer fetch).
+    public var kafkaBatchFetchWaitMs = 500
     /// `LLMGW_KAFKA_LINGER_MS`: how long the ingress's producer gathers jobs into one batch before sending, 0 (at
     /// once); fractions of a millisecond allowed, at most 1000. Every queued job waits this long.
     public var kafkaLingerMs: Double = 0
@@ -194,6 +199,7 @@ public struct GatewayConfiguration: Sendable {
         configuration.nice = try reader.integer("LLMGW_NICE", in: 0...19) ?? configuration.nice
         configuration.kafkaSessionTimeoutMs = try reader.integer("LLMGW_KAFKA_SESSION_TIMEOUT_MS", in: 1_000...300_000) ?? configuration.kafkaSessionTimeoutMs
         configuration.kafkaFetchWaitMs = try reader.integer("LLMGW_KAFKA_FETCH_WAIT_MS", in: 1...10_000) ?? configuration.kafkaFetchWaitMs
+        configuration.kafkaBatchFetchWaitMs = try reader.integer("LLMGW_KAFKA_BATCH_FETCH_WAIT_MS", in: 1...10_000) ?? configuration.kafkaBatchFetchWaitMs
         configuration.kafkaLingerMs = try reader.number("LLMGW_KAFKA_LINGER_MS", in: 0...1_000) ?? configuration.kafkaLingerMs
         configuration.providerMaxAttempts = try reader.integer("LLMGW_PROVIDER_MAX_ATTEMPTS", in: 1...20) ?? configuration.providerMaxAttempts
         configuration.providerTimeout = try reader.seconds("LLMGW_PROVIDER_TIMEOUT_SECONDS") ?? configuration.providerTimeout

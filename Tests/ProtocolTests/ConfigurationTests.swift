@@ -56,6 +56,7 @@ struct ConfigurationTests {
             "LLMGW_WORKER_CONCURRENCY": "8",
             "LLMGW_EVENT_LOOP_THREADS": "3",
             "LLMGW_NICE": "0",
+            "LLMGW_KAFKA_BATCH_FETCH_WAIT_MS": "250",
         ])
         #expect(configuration.httpPort == 8080)
         #expect(configuration.kafkaBrokers == "kafka-0:9092, kafka-1:9093")
@@ -66,6 +67,8 @@ struct ConfigurationTests {
         #expect(configuration.workerConcurrency == 8)
         #expect(configuration.eventLoopThreads == 3)
         #expect(configuration.nice == 0)
+        #expect(configuration.kafkaBatchFetchWaitMs == 250)
+        #expect(configuration.kafkaFetchWaitMs == 50)
     }
 
     @Test(
@@ -93,6 +96,8 @@ struct ConfigurationTests {
             (["LLMGW_MAX_BODY_BYTES": "-5"], "LLMGW_MAX_BODY_BYTES"),
             (["LLMGW_WORKER_CONCURRENCY": "0"], "LLMGW_WORKER_CONCURRENCY"),
             (["LLMGW_KAFKA_FETCH_WAIT_MS": "0"], "LLMGW_KAFKA_FETCH_WAIT_MS"),
+            (["LLMGW_KAFKA_BATCH_FETCH_WAIT_MS": "0"], "LLMGW_KAFKA_BATCH_FETCH_WAIT_MS"),
+            (["LLMGW_KAFKA_BATCH_FETCH_WAIT_MS": "10001"], "LLMGW_KAFKA_BATCH_FETCH_WAIT_MS"),
             (["LLMGW_EVENT_LOOP_THREADS": "0"], "LLMGW_EVENT_LOOP_THREADS"),
             (["LLMGW_EVENT_LOOP_THREADS": "many"], "LLMGW_EVENT_LOOP_THREADS"),
             (["LLMGW_NICE": "-5"], "LLMGW_NICE"),
