@@ -42,12 +42,7 @@ final class RedisConnection: @unchecked Sendable {
     func send(_ commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
         do {
             return try await withCheckedThrowingContinuation { continuation in
-                let request = Request(commands: commands, continuation: continuation)
-                if eventLoop.inEventLoop {
-                    submit(request)
-                } else {
-                    eventLoop.execute { self.submit(request) }
-                }
+                enqueue(Request(commands: commands, continuation: continuation))
             }
         } catch let error as RedisError {
             throw error
@@ -58,7 +53,11 @@ final class RedisConnection: @unchecked Sendable {
 
     /// Sends commands without waiting for their replies, which are read and dropped, errors included.
     func post(_ commands: [RedisCommand]) {
-        let request = Request(commands: commands, continuation: nil)
+        enqueue(Request(commands: commands, continuation: nil))
+    }
+
+    /// Hands a request to the event loop: at once when called on it.
+    private func enqueue(_ request: Request) {
         if eventLoop.inEventLoop {
             submit(request)
         } else {
