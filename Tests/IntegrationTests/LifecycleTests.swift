@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Protocol
 import Testing
 
 extension GatewayStack {
@@ -162,6 +163,34 @@ extension Integration {
                 #expect(errorCode(refused) == "job_not_retryable")
                 #expect(try await stack.admin("POST", "/admin/jobs/job_00000000000000000000000000/retry").status == 404)
             }
+        }
+
+        /// Each lane's consumers ask the broker with their own fetch wait (`LLMGW_KAFKA_FETCH_WAIT_MS`,
+        /// `LLMGW_KAFKA_BATCH_FETCH_WAIT_MS`), as the worker's librdkafka clients report their configuration.
+        @Test func eachLanesConsumersUseTheirOwnFetchWait() async throws {
+            let stack = try GatewayStack(extra: [
+                "LLMGW_KAFKA_DEBUG": "conf", "LLMGW_LOG_LEVEL": "debug",
+                "LLMGW_KAFKA_FETCH_WAIT_MS": "40", "LLMGW_KAFKA_BATCH_FETCH_WAIT_MS": "750",
+            ])
+            try await withStack(stack) { stack in
+                let worker = try await stack.startWorker()
+                // One dump per client: "Client configuration:", then one "  name = value" line per property.
+                var waits: [String: String] = [:]
+                var group: String?
+                for line in worker.log.split(separator: "\n") {
+                    if line.contains("Client configuration:") { group = nil }
+                    if let value = Self.configured("group.id", in: line) { group = value }
+                    if let value = Self.configured("fetch.wait.max.ms", in: line), let group { waits[group] = value }
+                }
+                #expect(waits[Topics.consumerGroup(provider: "openai", lane: .interactive)] == "40", "\(waits)")
+                #expect(waits[Topics.consumerGroup(provider: "openai", lane: .batch)] == "750", "\(waits)")
+            }
+        }
+
+        /// The value of `name` in a line of librdkafka's configuration dump.
+        static func configured(_ name: String, in line: Substring) -> String? {
+            guard let range = line.range(of: "  \(name) = ") else { return nil }
+            return String(line[range.upperBound...].prefix { $0 != "\"" })
         }
 
         /// 5,000 bulk jobs queued in the batch lane do not delay a synchronous query.
